@@ -1,0 +1,1 @@
+"""The propensity model: features, network, training, evaluation, export and simulation."""

@@ -1,0 +1,190 @@
+"""THE event -> feature-vector encoder, shared by training, offline scoring and the stream.
+
+Every feature of an event depends only on that event and the same user's earlier events,
+folded through an ``EncoderState``. Nothing else in the project computes features.
+"""
+
+import hashlib
+import json
+import math
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Final, NamedTuple
+
+import numpy as np
+
+from schemas.events import EVENT_TYPE_INDEX, EVENT_TYPES, ShopEvent
+
+ENCODER_VERSION: Final = 1
+SESSION_GAP_MS: Final = 30 * 60 * 1000
+MAX_CART_ITEMS: Final = 32
+MAX_RECENT_ITEMS: Final = 16
+
+VIEW, ADD_TO_CART, REMOVE_FROM_CART, WISHLIST, PURCHASE = range(len(EVENT_TYPES))
+
+FEATURE_NAMES: Final = (
+    *(f"is_{name}" for name in EVENT_TYPES),
+    "log_price",
+    "log_quantity",
+    "log_seconds_since_previous",
+    "is_first_event",
+    "is_new_session",
+    "log_events_in_session",
+    "log_session_seconds",
+    "log_cart_items",
+    "log_cart_value",
+    "item_seen_recently",
+    "item_in_cart",
+    "hour_sin",
+    "hour_cos",
+    "log_events_total",
+)
+N_FEATURES: Final = len(FEATURE_NAMES)
+
+
+def feature_spec_hash() -> str:
+    """Fingerprint of the encoder: names, version and constants. Artifacts must match it."""
+    spec = {
+        "version": ENCODER_VERSION,
+        "names": FEATURE_NAMES,
+        "event_types": EVENT_TYPES,
+        "session_gap_ms": SESSION_GAP_MS,
+        "max_cart_items": MAX_CART_ITEMS,
+        "max_recent_items": MAX_RECENT_ITEMS,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class EventRecord(NamedTuple):
+    """The compact form of an event that the encoder reads and the sequence table stores."""
+
+    ts: int
+    event_type: int
+    item: int
+    session: int
+    price: float
+    quantity: int
+
+
+def stable_hash(text: str | None) -> int:
+    """A process-independent 32-bit hash (Python's hash() is salted per process)."""
+    return 0 if text is None else zlib.crc32(text.encode("utf-8"))
+
+
+def record_from_event(event: ShopEvent) -> EventRecord:
+    """Compact an event; the price is rounded to float32 exactly as the table stores it."""
+    price = 0.0 if event.price is None else float(np.float32(event.price))
+    return EventRecord(
+        ts=event.ts,
+        event_type=EVENT_TYPE_INDEX[event.event_type],
+        item=stable_hash(event.item_id),
+        session=stable_hash(event.session_id),
+        price=price,
+        quantity=1 if event.quantity is None else min(event.quantity, 65_535),
+    )
+
+
+class EncoderState:
+    """What the encoder remembers about one user between events (advanced in place)."""
+
+    __slots__ = (
+        "cart",
+        "n_events",
+        "prev_ts",
+        "recent_items",
+        "session",
+        "session_events",
+        "session_start",
+    )
+
+    def __init__(self) -> None:
+        self.n_events = 0
+        self.prev_ts = 0
+        self.session = 0
+        self.session_start = 0
+        self.session_events = 0
+        self.cart: dict[int, tuple[int, float]] = {}  # item -> (quantity, unit price)
+        self.recent_items: list[int] = []
+
+    @property
+    def cart_items(self) -> int:
+        return len(self.cart)
+
+    @property
+    def cart_value(self) -> float:
+        return sum(q * p for q, p in self.cart.values())
+
+
+def _update_cart(state: EncoderState, record: EventRecord) -> None:
+    cart = state.cart
+    if record.event_type == ADD_TO_CART:
+        quantity, _ = cart.pop(record.item, (0, 0.0))
+        cart[record.item] = (quantity + record.quantity, record.price)
+        if len(cart) > MAX_CART_ITEMS:
+            del cart[next(iter(cart))]
+    elif record.event_type in (REMOVE_FROM_CART, PURCHASE):
+        cart.pop(record.item, None)
+
+
+def encode_step(state: EncoderState, record: EventRecord) -> list[float]:
+    """Advance ``state`` by one event and return that event's feature vector."""
+    first = state.n_events == 0
+    gap_ms = 0 if first else max(record.ts - state.prev_ts, 0)
+    new_session = first or record.session != state.session or gap_ms > SESSION_GAP_MS
+    if new_session:
+        state.session = record.session
+        state.session_start = record.ts
+        state.session_events = 0
+    item_in_cart = record.item in state.cart
+    seen_recently = record.item in state.recent_items
+    _update_cart(state, record)
+    state.n_events += 1
+    state.session_events += 1
+    state.prev_ts = record.ts
+    recent = state.recent_items
+    if seen_recently:
+        recent.remove(record.item)
+    recent.append(record.item)
+    if len(recent) > MAX_RECENT_ITEMS:
+        del recent[0]
+
+    row = [0.0] * N_FEATURES
+    row[record.event_type] = 1.0
+    hour = (record.ts // 1000 % 86_400) / 3600.0
+    row[5:] = (
+        math.log1p(record.price) / 6.0,
+        math.log1p(record.quantity),
+        math.log1p(gap_ms / 1000.0) / 12.0,
+        1.0 if first else 0.0,
+        1.0 if new_session else 0.0,
+        math.log1p(state.session_events) / 4.0,
+        math.log1p((record.ts - state.session_start) / 1000.0) / 10.0,
+        math.log1p(len(state.cart)) / 3.0,
+        math.log1p(state.cart_value) / 8.0,
+        1.0 if seen_recently else 0.0,
+        1.0 if item_in_cart else 0.0,
+        math.sin(2.0 * math.pi * hour / 24.0),
+        math.cos(2.0 * math.pi * hour / 24.0),
+        math.log1p(state.n_events) / 6.0,
+    )
+    return row
+
+
+def encode_records(
+    records: Iterable[EventRecord], state: EncoderState | None = None
+) -> tuple[np.ndarray, EncoderState, list[int]]:
+    """Fold a user's records (oldest first): features (T, F), final state, cart size after each."""
+    state = EncoderState() if state is None else state
+    rows: list[list[float]] = []
+    cart_sizes: list[int] = []
+    for record in records:
+        rows.append(encode_step(state, record))
+        cart_sizes.append(len(state.cart))
+    features = np.asarray(rows, dtype=np.float32).reshape(len(rows), N_FEATURES)
+    return features, state, cart_sizes
+
+
+def encode_events(events: Sequence[ShopEvent]) -> tuple[np.ndarray, list[int]]:
+    """Features (T, F) and cart sizes for one user's events, oldest first."""
+    features, _, cart_sizes = encode_records(record_from_event(e) for e in events)
+    return features, cart_sizes

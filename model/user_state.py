@@ -1,0 +1,129 @@
+"""Per-user state (rolling event sequence + encoder + model state) and its compact byte codec.
+
+The stream keeps one of these per user in a changelog-backed table, as bytes. The layout is
+little-endian and versioned; the sequence is a packed record array, not JSON.
+"""
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from model.features import EncoderState, EventRecord
+
+STATE_FORMAT: Final = 1
+
+SEQUENCE_DTYPE: Final = np.dtype(
+    [
+        ("ts", "<i8"),
+        ("event_type", "u1"),
+        ("item", "<u4"),
+        ("session", "<u4"),
+        ("price", "<f4"),
+        ("quantity", "<u2"),
+    ]
+)
+CART_DTYPE: Final = np.dtype([("item", "<u4"), ("quantity", "<u4"), ("price", "<f4")])
+
+# format, model tag, last update (wall ms), sequence length, cart size, recent size,
+# context rows, hidden size, then the encoder scalars.
+_HEADER = struct.Struct("<BIqHBBHHIqIqI")
+
+
+def model_tag(model_version: str) -> int:
+    """32-bit tag of a model version stored in each state; a change forces a rebuild."""
+    return zlib.crc32(model_version.encode("utf-8"))
+
+
+@dataclass(slots=True)
+class UserState:
+    """Working copy of one user's state. Decode, update, encode, and assign back."""
+
+    model_tag: int
+    updated_ms: int
+    encoder: EncoderState
+    window: np.ndarray  # (k-1, F) float32: last inputs of the causal convolution
+    h: np.ndarray  # (H,) float32
+    c: np.ndarray  # (H,) float32
+    sequence: np.ndarray  # (n,) SEQUENCE_DTYPE, oldest first, sorted by event time
+
+    @property
+    def last_ts(self) -> int:
+        return int(self.sequence["ts"][-1]) if len(self.sequence) else 0
+
+
+def sequence_records(sequence: np.ndarray) -> list[EventRecord]:
+    """The stored sequence as encoder records."""
+    return [
+        EventRecord(int(ts), int(et), int(item), int(sess), float(price), int(qty))
+        for ts, et, item, sess, price, qty in sequence.tolist()
+    ]
+
+
+def records_to_sequence(records: list[EventRecord]) -> np.ndarray:
+    return np.array([tuple(r) for r in records], dtype=SEQUENCE_DTYPE)
+
+
+def encode_state(state: UserState) -> bytes:
+    """Serialise a state to the compact table/changelog representation."""
+    enc = state.encoder
+    cart = np.array(
+        [(item, qty, price) for item, (qty, price) in enc.cart.items()], dtype=CART_DTYPE
+    )
+    recent = np.asarray(enc.recent_items, dtype="<u4")
+    header = _HEADER.pack(
+        STATE_FORMAT,
+        state.model_tag,
+        state.updated_ms,
+        len(state.sequence),
+        len(cart),
+        len(recent),
+        state.window.shape[0],
+        state.h.shape[0],
+        enc.n_events,
+        enc.prev_ts,
+        enc.session,
+        enc.session_start,
+        enc.session_events,
+    )
+    return b"".join(
+        (
+            header,
+            cart.tobytes(),
+            recent.tobytes(),
+            state.window.astype("<f4", copy=False).tobytes(),
+            state.h.astype("<f4", copy=False).tobytes(),
+            state.c.astype("<f4", copy=False).tobytes(),
+            state.sequence.tobytes(),
+        )
+    )
+
+
+def decode_state(raw: bytes, n_features: int) -> UserState:
+    """Inverse of encode_state. Raises ValueError on a foreign or truncated value."""
+    if len(raw) < _HEADER.size or raw[0] != STATE_FORMAT:
+        raise ValueError("not a user state of format %d" % STATE_FORMAT)
+    (_, tag, updated, n_seq, n_cart, n_recent, context, hidden, n_events, prev_ts, session,
+     session_start, session_events) = _HEADER.unpack_from(raw)
+    offset = _HEADER.size
+    cart = np.frombuffer(raw, CART_DTYPE, n_cart, offset)
+    offset += n_cart * CART_DTYPE.itemsize
+    recent = np.frombuffer(raw, "<u4", n_recent, offset)
+    offset += n_recent * 4
+    window = np.frombuffer(raw, "<f4", context * n_features, offset).reshape(context, n_features)
+    offset += context * n_features * 4
+    h = np.frombuffer(raw, "<f4", hidden, offset)
+    offset += hidden * 4
+    c = np.frombuffer(raw, "<f4", hidden, offset)
+    offset += hidden * 4
+    sequence = np.frombuffer(raw, SEQUENCE_DTYPE, n_seq, offset)
+    if offset + n_seq * SEQUENCE_DTYPE.itemsize != len(raw):
+        raise ValueError("user state has trailing or missing bytes")
+    enc = EncoderState()
+    enc.n_events, enc.prev_ts, enc.session = n_events, prev_ts, session
+    enc.session_start, enc.session_events = session_start, session_events
+    enc.cart = {int(i): (int(q), float(p)) for i, q, p in cart.tolist()}
+    enc.recent_items = recent.tolist()
+    return UserState(tag, updated, enc, window, h, c, sequence)

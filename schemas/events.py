@@ -1,0 +1,137 @@
+"""The input event contract: decode raw Kafka bytes into a validated, normalised ShopEvent."""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, Final
+
+import fastjsonschema
+import orjson
+
+from schemas.exceptions import InvalidEvent
+
+EVENT_TYPES: Final = ("view", "add_to_cart", "remove_from_cart", "wishlist", "purchase")
+EVENT_TYPE_INDEX: Final = {name: i for i, name in enumerate(EVENT_TYPES)}
+DEFAULT_MAX_EVENT_BYTES: Final = 16_384
+
+# Bounded set of reasons: they label a Prometheus counter and the DLQ header.
+REASONS: Final = (
+    "oversized",
+    "invalid_json",
+    "not_an_object",
+    "missing_field",
+    "wrong_type",
+    "unknown_event_type",
+    "out_of_range",
+    "bad_timestamp",
+)
+
+_RULE_REASON: Final = {
+    "required": "missing_field",
+    "type": "wrong_type",
+    "oneOf": "wrong_type",
+    "enum": "unknown_event_type",
+    "minimum": "out_of_range",
+    "maximum": "out_of_range",
+    "minLength": "missing_field",
+    "maxLength": "out_of_range",
+}
+
+
+def load_json_schema(name: str) -> dict[str, Any]:
+    """Return one of the JSON Schema files shipped in ``schemas/json``."""
+    text = resources.files("schemas").joinpath("json", name).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+_validate = fastjsonschema.compile(load_json_schema("input_event.schema.json"))
+
+
+@dataclass(frozen=True, slots=True)
+class ShopEvent:
+    """One validated shopper action, event time in epoch milliseconds."""
+
+    event_type: str
+    user_id: str
+    item_id: str
+    ts: int
+    event_id: str | None = None
+    session_id: str | None = None
+    category: str | None = None
+    price: float | None = None
+    quantity: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as a contract-conforming JSON object (absent fields omitted)."""
+        out: dict[str, Any] = {
+            "event_type": self.event_type,
+            "user_id": self.user_id,
+            "item_id": self.item_id,
+            "ts": self.ts,
+        }
+        for name in ("event_id", "session_id", "category", "price", "quantity"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_json())
+
+
+def parse_timestamp(value: int | str) -> int:
+    """Normalise epoch milliseconds or an ISO-8601 string (naive = UTC) to epoch ms."""
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    if text.endswith(" UTC"):
+        text = text[:-4] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidEvent("bad_timestamp", f"ts {value!r} is not ISO-8601") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    millis = int(moment.timestamp() * 1000)
+    if millis < 0:
+        raise InvalidEvent("bad_timestamp", f"ts {value!r} is before 1970")
+    return millis
+
+
+def event_from_object(obj: Any) -> ShopEvent:
+    """Validate a decoded JSON value against the contract and normalise it."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+    try:
+        _validate(obj)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        reason = _RULE_REASON.get(exc.rule or "", "wrong_type")
+        raise InvalidEvent(reason, exc.message) from None
+    price = obj.get("price")
+    item_id = obj["item_id"]
+    return ShopEvent(
+        event_type=obj["event_type"],
+        user_id=obj["user_id"],
+        item_id=item_id if isinstance(item_id, str) else str(item_id),
+        ts=parse_timestamp(obj["ts"]),
+        event_id=obj.get("event_id"),
+        session_id=obj.get("session_id"),
+        category=obj.get("category"),
+        price=None if price is None else float(price),
+        quantity=obj.get("quantity"),
+    )
+
+
+def decode_event(raw: bytes | None, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> ShopEvent:
+    """Decode one Kafka message value; raise InvalidEvent with a reason on any breach."""
+    if raw is None:
+        raise InvalidEvent("invalid_json", "message has no value (tombstone)")
+    if len(raw) > max_bytes:
+        raise InvalidEvent("oversized", f"{len(raw)} bytes exceeds the {max_bytes}-byte cap")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("invalid_json", str(exc)) from None
+    return event_from_object(obj)
