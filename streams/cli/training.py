@@ -1,0 +1,1 @@
+"""Subcommands: placeholder, filled in by its owner."""
