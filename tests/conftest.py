@@ -1,0 +1,39 @@
+"""Shared fixtures: the real-data folder, and (in integration tests) a Kafka-protocol broker."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_path() -> Path:
+    """../shared/data beside the checkout, or PROPENSITY_SHARED_DATA when set."""
+    override = os.environ.get("PROPENSITY_SHARED_DATA")
+    return Path(override) if override else REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The real shop-log samples; the test is skipped when they are absent."""
+    path = shared_data_path()
+    if not path.is_dir():
+        pytest.skip(f"real data folder {path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def rees46_sample(shared_data_dir: Path) -> Path:
+    path = shared_data_dir / "rees46-2019oct-head" / "2019-Oct_head.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def otto_sample(shared_data_dir: Path) -> Path:
+    path = shared_data_dir / "otto-sample" / "train_first20.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
