@@ -127,3 +127,8 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
     enc.cart = {int(i): (int(q), float(p)) for i, q, p in cart.tolist()}
     enc.recent_items = recent.tolist()
     return UserState(tag, updated, enc, window, h, c, sequence)
+
+
+def state_updated_ms(raw: bytes) -> int:
+    """Wall-clock time of a stored state's last update, read without decoding the rest."""
+    return int(_HEADER.unpack_from(raw)[2])

@@ -40,11 +40,14 @@ class Settings:
     torch_threads: int = _setting(1, "torch intra-op threads (1 keeps the event loop responsive).")
     metrics_host: str = _setting("0.0.0.0", "Address the /metrics endpoint binds to.")
     metrics_port: int = _setting(9464, "Port of the /metrics endpoint (0 disables it).")
-    web_port: int = _setting(6066, "Port of Faust's own web server (health, tables).")
     data_dir: Path = _setting(Path("propensity-data"), "Faust data directory (table stores).")
     table_store: str = _setting("memory://", "Faust table store URL (memory:// or rocksdb://).")
     sweep_interval_seconds: float = _setting(60.0, "How often idle users are expired.")
     lag_interval_seconds: float = _setting(5.0, "How often consumer lag is measured.")
+    rebalance_timeout_seconds: float = _setting(
+        10.0, "Consumer-group rebalance timeout (also how long a lone worker's first join takes on Tansu)."
+    )
+    session_timeout_seconds: float = _setting(10.0, "Consumer-group session timeout.")
     log_level: str = _setting("info", "Log level of the worker.")
 
     @classmethod

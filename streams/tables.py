@@ -1,0 +1,67 @@
+"""The per-user state table: bytes values, written explicitly to the input's partition.
+
+Values are reassigned, never mutated: each write stores new bytes and sends them to the
+changelog. The source partition is kept as a 2-byte prefix so that the idle sweeper, which
+runs outside any stream event, knows where each key's tombstone belongs.
+"""
+
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+from model.user_state import state_updated_ms
+
+_PARTITION = struct.Struct("<H")
+
+
+def pack(partition: int, state: bytes) -> bytes:
+    return _PARTITION.pack(partition) + state
+
+
+def unpack(value: bytes) -> tuple[int, bytes]:
+    return _PARTITION.unpack_from(value)[0], value[_PARTITION.size :]
+
+
+class UserStateTable:
+    """A faust Table of user id (bytes) -> packed state (bytes)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, user: str) -> bytes | None:
+        value = self.table.data.get(user.encode("utf-8"))
+        return None if value is None else unpack(value)[1]
+
+    def put(self, user: str, partition: int, state: bytes) -> None:
+        """Store a new value and log it to the changelog partition of the source record.
+
+        Equivalent to ``table[key] = value`` inside an event, but with an explicit partition,
+        since one micro-batch holds events of many partitions.
+        """
+        key = user.encode("utf-8")
+        value = pack(partition, state)
+        self.table.data[key] = value
+        self.table.send_changelog(partition, key, value)
+
+    def delete(self, key: bytes, partition: int) -> None:
+        self.table.data.pop(key, None)
+        self.table.send_changelog(partition, key, None, value_serializer="raw")
+
+    def items(self) -> Iterator[tuple[bytes, int, bytes]]:
+        for key, value in list(self.table.data.items()):
+            partition, state = unpack(value)
+            yield key, partition, state
+
+    def idle_keys(self, now_ms: int, ttl_ms: int, partitions: set[int]) -> list[tuple[bytes, int]]:
+        """Keys of actively owned partitions whose last update is older than the TTL."""
+        return [
+            (key, partition)
+            for key, partition, state in self.items()
+            if partition in partitions and now_ms - state_updated_ms(state) > ttl_ms
+        ]
+
+    def __len__(self) -> int:
+        return len(self.table.data)
+
+    def size_bytes(self) -> int:
+        return sum(len(v) for v in self.table.data.values())
