@@ -1,6 +1,5 @@
 """The CNN+LSTM propensity network (nn.Modules only; scripted by model.export)."""
 
-
 import torch
 from torch import Tensor, nn
 

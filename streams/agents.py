@@ -37,7 +37,11 @@ class BatchHandler:
     """Scores one slice of events and hands every output to the producer before it returns."""
 
     def __init__(
-        self, runtime: Runtime, scorer: SequenceScorer, settings: Settings, metrics: WorkerMetrics,
+        self,
+        runtime: Runtime,
+        scorer: SequenceScorer,
+        settings: Settings,
+        metrics: WorkerMetrics,
         horizon_ms: int,
     ) -> None:
         self.runtime = runtime
@@ -69,7 +73,11 @@ class BatchHandler:
         return result
 
     def _observe(
-        self, records: Sequence[InputRecord], result: BatchResult, duration: float, rebuilds_before: int
+        self,
+        records: Sequence[InputRecord],
+        result: BatchResult,
+        duration: float,
+        rebuilds_before: int,
     ) -> None:
         m = self.metrics
         published_at = time.time()
@@ -93,7 +101,11 @@ class BatchHandler:
 
 
 def register_agents(
-    runtime: Runtime, scorer: SequenceScorer, settings: Settings, metrics: WorkerMetrics, horizon_ms: int
+    runtime: Runtime,
+    scorer: SequenceScorer,
+    settings: Settings,
+    metrics: WorkerMetrics,
+    horizon_ms: int,
 ) -> BatchHandler:
     """Attach the scoring agent and the housekeeping timers to the app."""
     app = runtime.app

@@ -41,7 +41,12 @@ def create_app(settings: Settings) -> Runtime:
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    raw = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
     input_topic = app.topic(*settings.input_topics, **raw)
     output_topic = app.topic(settings.output_topic, **raw)
     dlq_topic = app.topic(settings.dlq_topic, **raw)

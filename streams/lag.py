@@ -25,7 +25,7 @@ class LagMonitor:
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._consumer is None:
-            servers = self.settings.bootstrap_servers or "localhost:9092"
+            servers = self.settings.bootstrap
             self._admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id="propensity-lag")
             await self._admin.start()
             self._consumer = AIOKafkaConsumer(bootstrap_servers=servers, client_id="propensity-lag")

@@ -43,8 +43,12 @@ class DeadLetter:
     def to_output(self) -> OutputRecord:
         r = self.record
         headers = dlq_headers(
-            reason=self.reason, detail=self.detail, topic=r.topic, partition=r.partition,
-            offset=r.offset, timestamp=r.timestamp,
+            reason=self.reason,
+            detail=self.detail,
+            topic=r.topic,
+            partition=r.partition,
+            offset=r.offset,
+            timestamp=r.timestamp,
         )
         return OutputRecord(r.key, r.value, headers)
 
@@ -128,11 +132,12 @@ def output_records(result: BatchResult) -> list[OutputRecord]:
     return [OutputRecord(s.event.user_id.encode("utf-8"), encode(s.message)) for s in result.scored]
 
 
-def stored_state(load: Callable[[str], bytes | None], scorer: SequenceScorer) -> Callable[[str], UserState | None]:
+def stored_state(
+    load: Callable[[str], bytes | None], scorer: SequenceScorer
+) -> Callable[[str], UserState | None]:
     """Adapt a raw-bytes table lookup to the state loader process_batch wants."""
 
     def load_state(user: str) -> UserState | None:
         return scorer.load(load(user))
 
     return load_state
-

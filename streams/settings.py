@@ -22,11 +22,14 @@ class Settings:
     """Every runtime setting. Build once with Settings.from_env() and pass it down."""
 
     bootstrap_servers: str = _setting(
-        "", "Kafka bootstrap servers (host:port,...). Empty: commands that can start the embedded broker do."
+        "",
+        "Kafka bootstrap servers (host:port,...). Empty: `demo` starts the embedded broker;"
+        " other commands use localhost:9092.",
     )
     app_id: str = _setting("propensity", "Faust application id = consumer group and table prefix.")
     input_topics: tuple[str, ...] = _setting(
-        ("clicks", "carts", "purchases"), "Comma-separated input topics; one combined topic also works."
+        ("clicks", "carts", "purchases"),
+        "Comma-separated input topics; one combined topic also works.",
     )
     output_topic: str = _setting("propensities", "Topic the propensity events are published to.")
     dlq_topic: str = _setting("events.dlq", "Dead-letter topic for malformed input.")
@@ -45,7 +48,8 @@ class Settings:
     sweep_interval_seconds: float = _setting(60.0, "How often idle users are expired.")
     lag_interval_seconds: float = _setting(5.0, "How often consumer lag is measured.")
     rebalance_timeout_seconds: float = _setting(
-        10.0, "Consumer-group rebalance timeout (also how long a lone worker's first join takes on Tansu)."
+        10.0,
+        "Consumer-group rebalance timeout (on Tansu also how long a lone worker's first join takes).",
     )
     session_timeout_seconds: float = _setting(10.0, "Consumer-group session timeout.")
     log_level: str = _setting("info", "Log level of the worker.")
@@ -67,9 +71,13 @@ class Settings:
         return self.user_ttl_seconds * 1000
 
     @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers to connect to (Kafka's conventional default when unset)."""
+        return self.bootstrap_servers or "localhost:9092"
+
+    @property
     def broker_url(self) -> str:
-        servers = self.bootstrap_servers or "localhost:9092"
-        return ";".join(f"kafka://{s.strip()}" for s in servers.split(",") if s.strip())
+        return ";".join(f"kafka://{s.strip()}" for s in self.bootstrap.split(",") if s.strip())
 
 
 def _parse(kind: Any, raw: str, name: str) -> Any:

@@ -25,7 +25,7 @@ class TopicLayoutError(PropensityError):
 
 def check_partitions(settings: Settings) -> None:
     """Every input topic must have `partitions` partitions: the table is co-partitioned."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers or "localhost:9092")
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
     try:
         described = admin.describe_topics(list(settings.input_topics))
     finally:
@@ -65,7 +65,7 @@ def run_worker(settings: Settings, *, create_topics: bool = True) -> None:
     model = load_model(settings.model_path)  # raises ModelArtifactError with a one-line reason
     torch.set_num_threads(settings.torch_threads)
     if create_topics:
-        ensure_topics(settings.bootstrap_servers or "localhost:9092", service_topics(settings), settings.partitions)
+        ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
     check_partitions(settings)
     metrics = WorkerMetrics()
     if settings.metrics_port:
