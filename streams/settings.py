@@ -49,7 +49,7 @@ class Settings:
     lag_interval_seconds: float = _setting(5.0, "How often consumer lag is measured.")
     rebalance_timeout_seconds: float = _setting(
         10.0,
-        "Consumer-group rebalance timeout (on Tansu also how long a lone worker's first join takes).",
+        "Consumer-group rebalance timeout (on Tansu also the time a lone worker takes to join).",
     )
     session_timeout_seconds: float = _setting(10.0, "Consumer-group session timeout.")
     log_level: str = _setting("info", "Log level of the worker.")
