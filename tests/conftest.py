@@ -37,3 +37,20 @@ def otto_sample(shared_data_dir: Path) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid artifact with seeded random weights: enough for plumbing tests."""
+    import torch
+
+    from model.config import ModelConfig
+    from model.export import save_model
+    from model.features import N_FEATURES
+    from model.network import PropensityNet
+
+    torch.manual_seed(1234)
+    config = ModelConfig(n_features=N_FEATURES, hidden_size=16, conv_channels=16)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_model(PropensityNet(config), config, path)
+    return path
