@@ -186,6 +186,54 @@ def test_grafana_provisioning_matches_the_mounts(services: dict[str, Any]) -> No
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
 
 
+# --- kubernetes ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def k8s() -> dict[str, dict[str, Any]]:
+    """kind/name -> manifest, from every document of every file in deploy/k8s."""
+    found = {}
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        with path.open(encoding="utf-8") as f:
+            for document in yaml.safe_load_all(f):
+                found[f"{document['kind']}/{document['metadata']['name']}"] = document
+    return found
+
+
+def test_k8s_configmap_holds_only_settings(k8s: dict[str, dict[str, Any]]) -> None:
+    data = k8s["ConfigMap/propensity-worker"]["data"]
+    assert set(data) <= SETTING_ENV_NAMES, set(data) - SETTING_ENV_NAMES
+    assert all(isinstance(v, str) for v in data.values()), "ConfigMap data must be strings"
+    assert str(Settings.from_env(data).model_path) == "/models/model.pt"
+
+
+def test_k8s_deployment(k8s: dict[str, dict[str, Any]]) -> None:
+    pod = k8s["Deployment/propensity-worker"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["propensity", "worker"]
+    assert container["image"].rsplit(":", 1)[1] not in {"", "latest"}
+    assert {"configMapRef": {"name": "propensity-worker"}} in container["envFrom"]
+    metrics_port = int(k8s["ConfigMap/propensity-worker"]["data"]["PROPENSITY_METRICS_PORT"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == metrics_port
+    assert container["readinessProbe"]["exec"]["command"] == ["propensity-healthcheck"]
+    # The Dockerfile's user; mounts where the image expects the model and its data.
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert f"--uid {pod['securityContext']['runAsUser']} " in DOCKERFILE.read_text()
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/models", "/var/lib/propensity"} <= mounts
+    service = k8s["Service/propensity-worker"]["spec"]
+    assert {p["targetPort"] for p in service["ports"]} <= set(ports)
+    assert service["selector"].items() <= pod_labels(k8s).items()
+
+
+def pod_labels(k8s: dict[str, dict[str, Any]]) -> dict[str, str]:
+    labels: dict[str, str] = k8s["Deployment/propensity-worker"]["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    return labels
+
+
 # --- image ---------------------------------------------------------------------------------
 
 
