@@ -134,7 +134,6 @@ def test_published_ports(services: dict[str, Any], worker_env: dict[str, str]) -
         return {container_port(p) for p in services[name].get("ports", [])}
 
     assert int(worker_env["PROPENSITY_METRICS_PORT"]) in ports("worker")
-    assert int(worker_env["PROPENSITY_WEB_PORT"]) in ports("worker")
     assert 9090 in ports("prometheus")
     assert 3000 in ports("grafana")
 
