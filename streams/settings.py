@@ -66,6 +66,14 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def to_env(self) -> dict[str, str]:
+        """The settings as environment variables, e.g. for a worker subprocess."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            env[_env_name(f.name)] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return env
+
     @property
     def user_ttl_ms(self) -> int:
         return self.user_ttl_seconds * 1000

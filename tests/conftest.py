@@ -1,6 +1,7 @@
 """Shared fixtures: the real-data folder, and (in integration tests) a Kafka-protocol broker."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,24 @@ def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "model.pt"
     save_model(PropensityNet(config), config, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS when set, else the embedded Tansu broker on a free port."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    from streams.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A name no other test uses: prefix for topics and consumer groups."""
+    import uuid
+
+    return f"t{uuid.uuid4().hex[:10]}"
