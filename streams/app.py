@@ -11,9 +11,9 @@ from streams.tables import UserStateTable
 TABLE_NAME = "user-states"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Runtime:
-    """Everything the agents are wired to."""
+    """Everything the agents are wired to (tests swap the output topics for captures)."""
 
     app: faust.App
     input_topic: TopicT

@@ -96,7 +96,9 @@ INVALID: list[tuple[bytes | None, bytes, str]] = [
     ),
     (
         b"user-3",
-        orjson.dumps({"event_type": "view", "user_id": "user-3", "item_id": "i", "ts": "not a date at all"}),
+        orjson.dumps(
+            {"event_type": "view", "user_id": "user-3", "item_id": "i", "ts": "not a date at all"}
+        ),
         "bad_timestamp",
     ),
     (
