@@ -34,7 +34,7 @@ def worker(untrained_model: Path, tmp_path: Path) -> Any:
         partitions=1,
     )
     metrics = WorkerMetrics()
-    runtime, handler = build_worker(settings, load_model(untrained_model), metrics)
+    runtime, _ = build_worker(settings, load_model(untrained_model), metrics)
     output, dlq = CapturingTopic(), CapturingTopic()
     runtime.output_topic, runtime.dlq_topic = output, dlq
     changelog: list[tuple[int, bytes, bytes | None]] = []
