@@ -37,6 +37,8 @@ def create_app(settings: Settings) -> Runtime:
         web_enabled=False,  # /metrics is served by prometheus_client (streams.worker)
         autodiscover=False,
         stream_wait_empty=False,
+        # At most this many records per fetch; they reach the agent as per-partition bundles.
+        broker_max_poll_records=settings.batch_size,
         # Tansu holds a join for the whole rebalance timeout even with one member.
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
         broker_session_timeout=settings.session_timeout_seconds,

@@ -85,7 +85,8 @@ class Settings:
 
     @property
     def broker_url(self) -> str:
-        return ";".join(f"kafka://{s.strip()}" for s in self.bootstrap.split(",") if s.strip())
+        """Faust broker URL on the bundling transport (streams.transport)."""
+        return ";".join(f"propensity://{s.strip()}" for s in self.bootstrap.split(",") if s.strip())
 
 
 def _parse(kind: Any, raw: str, name: str) -> Any:

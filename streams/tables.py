@@ -1,8 +1,9 @@
 """The per-user state table: bytes values, written explicitly to the input's partition.
 
-Values are reassigned, never mutated: each write stores new bytes and sends them to the
-changelog. The source partition is kept as a 2-byte prefix so that the idle sweeper, which
-runs outside any stream event, knows where each key's tombstone belongs.
+Values are reassigned, never mutated: each write stores new bytes in the table and returns the
+changelog record for the caller to publish. The source partition is kept as a 2-byte prefix so
+that the idle sweeper, which runs outside any stream event, knows where each key's tombstone
+belongs.
 """
 
 import struct
@@ -28,12 +29,16 @@ class UserStateTable:
     def __init__(self, table: Any) -> None:
         self.table = table
 
+    @property
+    def changelog_topic(self) -> str:
+        return str(self.table.changelog_topic.get_topic_name())
+
     def get(self, user: str) -> bytes | None:
         value = self.table.data.get(user.encode("utf-8"))
         return None if value is None else unpack(value)[1]
 
-    def put(self, user: str, partition: int, state: bytes) -> None:
-        """Store a new value and log it to the changelog partition of the source record.
+    def put(self, user: str, partition: int, state: bytes) -> tuple[bytes, bytes]:
+        """Store a new value; return the (key, value) changelog record for ``partition``.
 
         Equivalent to ``table[key] = value`` inside an event, but with an explicit partition,
         since one micro-batch holds events of many partitions.
@@ -41,11 +46,10 @@ class UserStateTable:
         key = user.encode("utf-8")
         value = pack(partition, state)
         self.table.data[key] = value
-        self.table.send_changelog(partition, key, value)
+        return key, value
 
-    def delete(self, key: bytes, partition: int) -> None:
+    def delete(self, key: bytes) -> None:
         self.table.data.pop(key, None)
-        self.table.send_changelog(partition, key, None, value_serializer="raw")
 
     def items(self) -> Iterator[tuple[bytes, int, bytes]]:
         for key, value in list(self.table.data.items()):

@@ -14,6 +14,7 @@ from streams.admin import ensure_topics, service_topics
 from streams.agents import BatchHandler, register_agents
 from streams.app import Runtime, create_app
 from streams.metrics import WorkerMetrics
+from streams.publisher import BatchPublisher
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,17 @@ def check_partitions(settings: Settings) -> None:
 
 
 def build_worker(
-    settings: Settings, model: LoadedModel, metrics: WorkerMetrics
+    settings: Settings,
+    model: LoadedModel,
+    metrics: WorkerMetrics,
+    publisher: BatchPublisher | None = None,
 ) -> tuple[Runtime, BatchHandler]:
-    """The app with its agents, ready to run; also used by tests and the benchmark."""
+    """The app with its agents, ready to run; tests pass their own publisher."""
     runtime = create_app(settings)
     scorer = SequenceScorer(model, window_size=settings.window_size, ttl_ms=settings.user_ttl_ms)
-    handler = register_agents(runtime, scorer, settings, metrics, model.meta.horizon_ms)
+    handler = register_agents(
+        runtime, scorer, settings, metrics, model.meta.horizon_ms, publisher=publisher
+    )
     return runtime, handler
 
 
