@@ -46,7 +46,11 @@ def test_iso_offsets_and_naive_times() -> None:
         (raw(quantity=0), "out_of_range"),
         (raw(price="12"), "wrong_type"),
         (raw(ts="last tuesday"), "bad_timestamp"),
-        (raw(ts=True), "wrong_type"),
+        (raw(ts=True), "bad_timestamp"),
+        (raw(ts="soon"), "bad_timestamp"),
+        (raw(ts=-5), "bad_timestamp"),
+        (raw(item_id=-3), "out_of_range"),
+        (raw(item_id=""), "missing_field"),
     ],
 )
 def test_breaches_name_their_reason(payload: bytes, reason: str) -> None:

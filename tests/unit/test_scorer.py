@@ -91,7 +91,7 @@ def test_late_event_is_placed_by_event_time(model: LoadedModel) -> None:
     scorer.score(base, states, 0)
     score = scorer.score([late], states, 0)[0]
     assert scorer.rebuilds == 1
-    assert list(states["u"].sequence["ts"]) == sorted(e.ts for e in [*base, late])
+    assert list(states["u"].sequence_array()["ts"]) == sorted(e.ts for e in [*base, late])
     in_order = sorted([*base, late], key=lambda e: e.ts)
     expected = full_sequence_scores(model, in_order)[-1]
     assert score.purchase == pytest.approx(float(expected[0]), abs=1e-5)
@@ -102,8 +102,8 @@ def test_window_keeps_the_last_n_events(model: LoadedModel) -> None:
     scorer = SequenceScorer(model, window_size=8)
     states: dict[str, UserState] = {}
     scorer.score([ShopEvent("view", "u", str(i), T0 + i) for i in range(20)], states, 0)
-    assert len(states["u"].sequence) == 8
-    assert int(states["u"].sequence["ts"][0]) == T0 + 12
+    assert states["u"].length == 8
+    assert int(states["u"].sequence_array()["ts"][0]) == T0 + 12
 
 
 def test_idle_user_starts_fresh_after_ttl(model: LoadedModel) -> None:
@@ -111,7 +111,7 @@ def test_idle_user_starts_fresh_after_ttl(model: LoadedModel) -> None:
     states: dict[str, UserState] = {}
     scorer.score([ShopEvent("add_to_cart", "u", "1", T0)], states, 0)
     later = scorer.score([ShopEvent("view", "u", "2", T0 + 2 * 3_600_000)], states, 0)[0]
-    assert len(states["u"].sequence) == 1
+    assert states["u"].length == 1
     assert later.cart_items == 0
 
 
