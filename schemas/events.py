@@ -109,7 +109,7 @@ def event_from_object(obj: Any) -> ShopEvent:
         _validate(obj)
     except fastjsonschema.JsonSchemaValueException as exc:
         reason = _RULE_REASON.get(exc.rule or "", "wrong_type")
-        if exc.name == "data.ts" and reason != "missing_field":
+        if exc.name == "data.ts":
             reason = "bad_timestamp"
         raise InvalidEvent(reason, exc.message) from None
     price = obj.get("price")
