@@ -3,7 +3,7 @@
 import gzip
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, cast
 
 import orjson
 
@@ -15,8 +15,17 @@ from schemas.events import ShopEvent, event_from_object
 from schemas.exceptions import InvalidEvent
 
 CONTRACT_KEYS: Final = frozenset(
-    ("event_type", "user_id", "item_id", "ts", "event_id")
-    + ("session_id", "category", "price", "quantity")
+    {
+        "event_type",
+        "user_id",
+        "item_id",
+        "ts",
+        "event_id",
+        "session_id",
+        "category",
+        "price",
+        "quantity",
+    }
 )
 ORACLE_KEY: Final = "oracle_purchase"
 
@@ -70,7 +79,7 @@ def open_output(path: Path) -> IO[bytes]:
     """A binary writer for ``path``, gzip-compressed when it ends in ``.gz``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".gz":
-        return gzip.open(path, "wb", compresslevel=5)
+        return cast(IO[bytes], gzip.open(path, "wb", compresslevel=5))
     return path.open("wb")
 
 

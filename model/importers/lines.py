@@ -3,7 +3,7 @@
 import gzip
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Final, NamedTuple
+from typing import IO, Final, NamedTuple, cast
 
 from model.importers.exceptions import UnreadableInput
 from model.importers.report import ImportReport
@@ -29,7 +29,7 @@ def open_text_source(path: Path) -> tuple[IO[bytes], IO[bytes]]:
     except OSError as exc:
         raise UnreadableInput(f"cannot open {path}: {exc.strerror or exc}") from exc
     if path.suffix == ".gz":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw
     return raw, raw
 
 
@@ -47,7 +47,9 @@ def read_lines(
                 try:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    report.bad(path.name, number, "bad_encoding", str(exc), repr(data[:80]))
+                    # A tail cut inside a multi-byte character is a truncation too.
+                    reason = "bad_encoding" if data.endswith(b"\n") else "truncated_line"
+                    report.bad(path.name, number, reason, str(exc), repr(data[:80]))
                     continue
                 terminated = text.endswith("\n")
                 yield Line(number, text.rstrip("\r\n"), terminated)

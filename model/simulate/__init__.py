@@ -2,7 +2,6 @@
 
 import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -53,7 +52,6 @@ __all__ = [
     "ORACLE_KEY",
     "SimulatedEvent",
     "SimulationConfig",
-    "replace",
     "simulate",
     "simulate_n_events",
     "write_jsonl",

@@ -69,30 +69,29 @@ class _Hour:
 
 
 class PurchaseOracle:
-    """P(purchase within ``horizon_ms``) for a shopper in a given hidden state and time."""
+    """P(first purchase jump in a time window) for a shopper in a given hidden state."""
 
-    def __init__(self, horizon_ms: int, segments: Sequence[Segment] = SEGMENTS) -> None:
-        if horizon_ms <= 0:
-            raise ValueError("horizon_ms must be positive")
-        self.horizon_ms = horizon_ms
-        self._hours = [[_Hour(generator(seg, h)) for h in range(24)] for seg in segments]
+    def __init__(self, segments: Sequence[Segment] = SEGMENTS) -> None:
+        self.segments = tuple(segments)
+        self._hours = [[_Hour(generator(seg, h)) for h in range(24)] for seg in self.segments]
         self._runs: dict[tuple[int, int, int], np.ndarray] = {}
         self._absorbed = np.zeros(_SIZE)
         self._absorbed[ABSORBED] = 1.0
 
-    def probability(self, segment: int, state: int, ts_ms: int) -> float:
-        """Exact probability that the first purchase jump falls in (ts, ts + horizon]."""
+    def probability(self, segment: int, state: int, start_ms: int, end_ms: int) -> float:
+        """Exact P(the chain, in ``state`` at ``start_ms``, purchases by ``end_ms``)."""
+        if end_ms <= start_ms:
+            return 0.0
         hours = self._hours[segment]
-        end = ts_ms + self.horizon_ms
-        first_end = min((ts_ms // HOUR_MS + 1) * HOUR_MS, end)
-        whole, last_ms = divmod(end - first_end, HOUR_MS)
+        first_end = min((start_ms // HOUR_MS + 1) * HOUR_MS, end_ms)
+        whole, last_ms = divmod(end_ms - first_end, HOUR_MS)
         first_whole_hour = (first_end // HOUR_MS) % 24
         v = self._absorbed
         if last_ms:
             v = hours[(first_whole_hour + whole) % 24].apply(last_ms / HOUR_MS, v)
         if whole:
             v = self._run(segment, first_whole_hour, whole) @ v
-        v = hours[(ts_ms // HOUR_MS) % 24].apply((first_end - ts_ms) / HOUR_MS, v)
+        v = hours[(start_ms // HOUR_MS) % 24].apply((first_end - start_ms) / HOUR_MS, v)
         return min(1.0, max(0.0, float(v[state])))
 
     def _run(self, segment: int, first_hour: int, count: int) -> np.ndarray:
@@ -110,7 +109,7 @@ class PurchaseOracle:
         worst = 0.0
         for seg, hours in enumerate(self._hours):
             for h, hour in enumerate(hours):
-                q = generator(SEGMENTS[seg], h)
+                q = generator(self.segments[seg], h)
                 for frac in (0.001, 0.37, 1.0):
                     exact = expm(q * frac)
                     scale = np.exp(hour.values * frac)[:, None]

@@ -12,10 +12,11 @@ from model.simulate.catalogue import Catalogue, Item, build_catalogue
 from model.simulate.config import SimulatedEvent, SimulationConfig
 from model.simulate.oracle import PurchaseOracle
 from model.simulate.shopper import (
+    DWELL_MS,
     N_STATES,
     SEGMENTS,
-    StateJumps,
     Kind,
+    StateJumps,
     jump_table,
     next_jump,
     state_index,
@@ -42,7 +43,7 @@ class World:
 
 
 def build_world(config: SimulationConfig) -> World:
-    oracle = PurchaseOracle(config.horizon_ms) if config.with_oracle else None
+    oracle = PurchaseOracle() if config.with_oracle else None
     tables = tuple(jump_table(segment) for segment in SEGMENTS)
     return World(config, build_catalogue(config.n_items, config.seed), tables, oracle)
 
@@ -90,6 +91,7 @@ def shopper_events(world: World, index: int) -> Iterator[SimulatedEvent]:
     table = world.tables[segment]
     oracle = world.oracle
     end = config.end_ms
+    horizon = config.horizon_ms
     prefix = f"sim{config.seed}-{index}-"
     t = float(config.start_ms)
     n_events = visits = 0
@@ -122,9 +124,9 @@ def shopper_events(world: World, index: int) -> Iterator[SimulatedEvent]:
             elif i < len(actions) - 1:
                 p = 1.0  # the rest of this checkout follows within seconds
             else:
-                p = oracle.probability(segment, state, when)
+                p = oracle.probability(segment, state, when + DWELL_MS, when + horizon)
             yield SimulatedEvent(event, p)
-        t = float(ts + (len(actions) - 1) * CHECKOUT_STEP_MS)
+        t = float(ts + (len(actions) - 1) * CHECKOUT_STEP_MS + DWELL_MS)
 
 
 def simulate(config: SimulationConfig) -> Iterator[SimulatedEvent]:

@@ -17,6 +17,8 @@ from typing import Final, NamedTuple
 
 HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 24 * HOUR_MS
+# After every visible event the chain pauses this long: nobody clicks twice within it.
+DWELL_MS: Final = 2000
 N_INTENT: Final = 4  # 0 not shopping, 1 browsing, 2 comparing, 3 ready to buy
 MAX_CART: Final = 4
 N_CART: Final = MAX_CART + 1
@@ -184,14 +186,14 @@ def next_jump(rng: random.Random, jumps: StateJumps, t: float) -> tuple[float, K
 
 
 def purchases_within(
-    rng: random.Random, table: JumpTable, state: int, t_ms: int, horizon_ms: int
+    rng: random.Random, table: JumpTable, state: int, start_ms: int, end_ms: int
 ) -> bool:
-    """Run the hidden chain alone from (state, t) and say whether a purchase happens in time.
+    """Run the hidden chain alone from (state, start) and say whether it purchases by end.
 
     The brute-force counterpart of the oracle, used to check it by Monte Carlo.
     """
-    t = float(t_ms)
-    end = t_ms + horizon_ms
+    t = float(start_ms)
+    end = end_ms
     while True:
         t, kind, state = next_jump(rng, table[state], t)
         if t > end:
