@@ -17,8 +17,6 @@ from typing import Final, NamedTuple
 
 HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 24 * HOUR_MS
-# After every visible event the chain pauses this long: nobody clicks twice within it.
-DWELL_MS: Final = 2000
 N_INTENT: Final = 4  # 0 not shopping, 1 browsing, 2 comparing, 3 ready to buy
 MAX_CART: Final = 4
 N_CART: Final = MAX_CART + 1
