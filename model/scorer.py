@@ -85,7 +85,9 @@ class SequenceScorer:
             state.model_tag = 0
         return state
 
-    def _rebuild(self, state: UserState, record: EventRecord, now_ms: int) -> tuple[UserState, Score]:
+    def _rebuild(
+        self, state: UserState, record: EventRecord, now_ms: int
+    ) -> tuple[UserState, Score]:
         """Place ``record`` by event time in the window and recompute everything from it."""
         records = sequence_records(state.sequence)
         position = bisect.bisect_right([r.ts for r in records], record.ts)

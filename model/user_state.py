@@ -104,9 +104,22 @@ def encode_state(state: UserState) -> bytes:
 def decode_state(raw: bytes, n_features: int) -> UserState:
     """Inverse of encode_state. Raises ValueError on a foreign or truncated value."""
     if len(raw) < _HEADER.size or raw[0] != STATE_FORMAT:
-        raise ValueError("not a user state of format %d" % STATE_FORMAT)
-    (_, tag, updated, n_seq, n_cart, n_recent, context, hidden, n_events, prev_ts, session,
-     session_start, session_events) = _HEADER.unpack_from(raw)
+        raise ValueError(f"not a user state of format {STATE_FORMAT}")
+    (
+        _,
+        tag,
+        updated,
+        n_seq,
+        n_cart,
+        n_recent,
+        context,
+        hidden,
+        n_events,
+        prev_ts,
+        session,
+        session_start,
+        session_events,
+    ) = _HEADER.unpack_from(raw)
     offset = _HEADER.size
     cart = np.frombuffer(raw, CART_DTYPE, n_cart, offset)
     offset += n_cart * CART_DTYPE.itemsize
@@ -127,3 +140,8 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
     enc.cart = {int(i): (int(q), float(p)) for i, q, p in cart.tolist()}
     enc.recent_items = recent.tolist()
     return UserState(tag, updated, enc, window, h, c, sequence)
+
+
+def state_updated_ms(raw: bytes) -> int:
+    """Wall-clock time of a stored state's last update, read without decoding the rest."""
+    return int(_HEADER.unpack_from(raw)[2])

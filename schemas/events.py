@@ -25,6 +25,7 @@ REASONS: Final = (
     "unknown_event_type",
     "out_of_range",
     "bad_timestamp",
+    "key_mismatch",
 )
 
 _RULE_REASON: Final = {
