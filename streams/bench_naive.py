@@ -35,7 +35,10 @@ def main(bootstrap: str, topic_name: str, expected: int, partitions: int) -> Non
             seen["n"] += 1
             if seen["n"] >= expected:
                 last = time.time()
-                print(json.dumps({"events": seen["n"], "first": seen["first"], "last": last}), flush=True)
+                print(
+                    json.dumps({"events": seen["n"], "first": seen["first"], "last": last}),
+                    flush=True,
+                )
                 await app.stop()
 
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
