@@ -2,8 +2,8 @@
 
 import asyncio
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -70,13 +70,16 @@ async def send_records(
     rate: float | None = None,
     stop: asyncio.Event | None = None,
     linger_ms: int = 5,
+    stats: SendStats | None = None,
 ) -> SendStats:
-    """Produce records, at most ``rate`` per second when given; returns after all are acked."""
+    """Produce records, at most ``rate`` per second when given; returns after all are acked.
+
+    ``stats`` (updated as records go out) lets a caller watch progress."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap, linger_ms=linger_ms, max_batch_size=256 * 1024
     )
     await producer.start()
-    stats = SendStats()
+    stats = stats if stats is not None else SendStats()
     started = time.monotonic()
     pending: list[asyncio.Future[object]] = []
     try:
@@ -99,3 +102,21 @@ async def send_records(
         await producer.stop()
     stats.seconds = time.monotonic() - started
     return stats
+
+
+def live_events(
+    events: Iterable[ShopEvent], clock: Callable[[], float] = time.time
+) -> Iterator[ShopEvent]:
+    """Re-stamp events with the wall clock as they are sent (for demos of a live shop)."""
+    for event in events:
+        yield replace(event, ts=int(clock() * 1000))
+
+
+def with_malformed(
+    records: Iterable[OutgoingRecord], every: int, topic: str
+) -> Iterator[OutgoingRecord]:
+    """Insert a truncated copy of every ``every``-th record, to show the dead-letter path."""
+    for n, record in enumerate(records, 1):
+        yield record
+        if every and n % every == 0:
+            yield OutgoingRecord(topic, record.key, record.value[: len(record.value) // 2])
