@@ -66,8 +66,28 @@ class _BundleRecord:
         self.serialized_value_size = sum(max(r.serialized_value_size, 0) for r in bundle)
 
 
+class BundlingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+    """Faust's aiokafka consumer thread with a configurable fetch wait.
+
+    Faust hard-codes fetch_max_wait_ms=1500. Apache Kafka answers a fetch as soon as data is
+    there, but the embedded Tansu broker holds it for the wait, which showed as ~400 ms of
+    end-to-end latency at 200 events/s. 50 ms bounds that wait; on Kafka it only sets how
+    often an idle consumer polls.
+    """
+
+    fetch_max_wait_ms = 50
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read by aiokafka at start()
+        return consumer
+
+
 class BundlingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
     """aiokafka-backed Faust consumer that bundles records of non-changelog topics."""
+
+    def _new_consumer_thread(self) -> BundlingConsumerThread:
+        return BundlingConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _getmany(self, active_partitions: Any, timeout: float) -> Mapping[TP, list[Any]]:
         records = await super()._getmany(active_partitions, timeout)
