@@ -1,0 +1,116 @@
+"""`propensity bench`: the side-by-side throughput and latency benchmark."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from streams.broker import EmbeddedBroker
+from streams.cli import main
+from streams.cli.options import build_settings, setting_option
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}{unit}"
+    return f"{value:,}{unit}"
+
+
+def print_results(result: dict[str, Any], console: Console) -> None:
+    table = Table(
+        title=f"propensity bench ({result['mode']}) on {result['machine']['cpus']} CPUs: "
+        f"{result['machine']['cpu']}"
+    )
+    for column in (
+        "stage",
+        "events",
+        "events/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "peak RSS MiB",
+        "state B/user",
+    ):
+        table.add_column(column, justify="right" if column != "stage" else "left")
+    for stage in result["stages"]:
+        rss = stage.get("peak_rss_bytes")
+        table.add_row(
+            stage["name"],
+            _fmt(stage["events"]),
+            _fmt(stage["events_per_second"]),
+            _fmt(stage.get("latency_p50_ms")),
+            _fmt(stage.get("latency_p95_ms")),
+            _fmt(stage.get("latency_p99_ms")),
+            _fmt(rss / 2**20 if rss else None),
+            _fmt(stage.get("state_bytes_per_user")),
+        )
+    console.print(table)
+    for key in ("ratio_full_to_ceiling", "ratio_full_to_naive"):
+        if result.get(key) is not None:
+            console.print(f"{key.replace('_', ' ')}: {result[key]:.2f}x")
+
+
+@main.command()
+@click.option("--events", type=int, default=300_000, help="Events in the generated workload.")
+@click.option("--users", type=int, default=20_000, help="Distinct users in the workload.")
+@click.option("--partitions", type=int, default=8, help="Partitions of the workload topic.")
+@click.option(
+    "--rate",
+    type=float,
+    default=None,
+    help="Fixed offered rate (events/s): measure the full pipeline's latency under that load.",
+)
+@click.option(
+    "--json-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the results as JSON here.",
+)
+@setting_option("model_path", "--model")
+@setting_option("bootstrap_servers", "--bootstrap-servers", "-b")
+@setting_option("batch_size")
+@setting_option("batch_wait_ms")
+def bench(
+    events: int,
+    users: int,
+    partitions: int,
+    rate: float | None,
+    json_out: Path | None,
+    **overrides: Any,
+) -> None:
+    """Benchmark, back to back on one workload: (a) plain aiokafka consume-and-decode, the
+    ceiling; (b) a do-nothing Faust agent, the naive baseline; (c) the full pipeline.
+
+    Prints events/s, end-to-end latency p50/p95/p99 (input produced -> propensity published,
+    from the records' timestamps), peak RSS, state bytes per user, and the ratios. With --rate
+    only (c) runs, fed at that rate, to measure latency under a given load. Uses the embedded
+    broker unless KAFKA_BOOTSTRAP_SERVERS is set. Needs a model (--model).
+    """
+    from streams.bench import Workload, run_fixed_rate, run_throughput
+
+    settings = build_settings(**overrides)
+    if not Path(settings.model_path).is_file():
+        raise click.UsageError(f"model file {settings.model_path} does not exist (train one first)")
+    work = Workload(events=events, users=users, partitions=partitions)
+    console = Console()
+    broker = None if settings.bootstrap_servers else EmbeddedBroker().start()
+    bootstrap = settings.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
+    try:
+        with console.status("benchmarking..."):
+            if rate:
+                result = run_fixed_rate(settings, bootstrap, work, rate)
+            else:
+                result = run_throughput(settings, bootstrap, work)
+    finally:
+        if broker is not None:
+            broker.stop()
+    print_results(result, console)
+    text = json.dumps(result, indent=2)
+    console.print_json(text)
+    if json_out:
+        json_out.write_text(text + "\n")
