@@ -161,3 +161,29 @@ def file_fingerprint(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return "sha256:" + digest.hexdigest()
+
+
+def load_events(path: Path) -> tuple[list[ShopEvent], list[float | None] | None]:
+    """Contract events of a JSONL file and their ``oracle_purchase`` values (None if absent).
+
+    Interim reader until the data branch's JSONL reader is merged; invalid lines are skipped.
+    """
+    import orjson
+
+    from schemas.events import event_from_object
+    from schemas.exceptions import InvalidEvent
+
+    events: list[ShopEvent] = []
+    oracle: list[float | None] = []
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+                value = obj.pop("oracle_purchase", None) if isinstance(obj, dict) else None
+                events.append(event_from_object(obj))
+            except (orjson.JSONDecodeError, InvalidEvent):
+                continue
+            oracle.append(None if value is None else float(value))
+    return events, oracle if any(o is not None for o in oracle) else None
