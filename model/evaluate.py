@@ -113,3 +113,28 @@ def evaluate(
     return evaluate_dataset(
         loaded, dataset, split, report_dir, bootstrap=bootstrap, seed=seed, context=context
     )
+
+
+def evaluate_simulated(
+    model_path: Path, report_dir: Path, *, bootstrap: int = 200, seed: int = 0, threads: int = 2
+) -> dict[str, Any]:
+    """Evaluate a model trained by ``train_simulated`` on the same simulated shoppers it
+    recorded, using the split saved in it; the report shows the oracle beside the model."""
+    from model.simulated_data import dataset_from_settings
+
+    torch.set_num_threads(threads)
+    loaded = load_model(model_path)
+    source = loaded.meta.metrics.get("source", {})
+    if source.get("kind") != "simulated":
+        raise ValueError(f"{model_path} was not trained on simulated data: pass --data")
+    dataset = dataset_from_settings(source["simulation"])
+    split = TimeSplit.from_dict(loaded.meta.metrics["split"])
+    context = {
+        "data": {"path": "simulated", "simulation": source["simulation"],
+                 "fingerprint": loaded.meta.data_fingerprint},
+        "model_path": str(model_path),
+        "split_source": "cut points recorded in the model artifact",
+    }
+    return evaluate_dataset(
+        loaded, dataset, split, report_dir, bootstrap=bootstrap, seed=seed, context=context
+    )

@@ -49,10 +49,17 @@ def lift_at(y: np.ndarray, p: np.ndarray, fraction: float, w: np.ndarray | None 
     base = np.average(y, weights=w)
     if base == 0:
         return math.nan
+    # Events tied with the cut-off score enter the top share pro rata, so a constant
+    # score has lift 1 whatever the order of the events.
+    budget = fraction * w.sum()
     order = np.argsort(-p, kind="stable")
-    cumulative = np.cumsum(w[order])
-    top = order[: int(np.searchsorted(cumulative, fraction * cumulative[-1])) + 1]
-    return float(np.average(y[top], weights=w[top]) / base)
+    reached = int(np.searchsorted(np.cumsum(w[order]), budget))
+    cutoff = p[order[min(reached, len(p) - 1)]]
+    above, tied = p > cutoff, p == cutoff
+    room = max(budget - w[above].sum(), 0.0)
+    share = min(room / w[tied].sum(), 1.0)
+    positives = (w * y)[above].sum() + share * (w * y)[tied].sum()
+    return float(positives / (w[above].sum() + share * w[tied].sum()) / base)
 
 
 def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -62,6 +69,16 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     precision, recall, thresholds = precision_recall_curve(y, p)
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
     return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def ranking_metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> dict[str, float]:
+    """ROC-AUC and PR-AUC alone (NaN unless both classes are present)."""
+    if len(y) == 0 or y.min() == y.max():
+        return {"roc_auc": math.nan, "pr_auc": math.nan}
+    return {
+        "roc_auc": float(roc_auc_score(y, p, sample_weight=w)),
+        "pr_auc": float(average_precision_score(y, p, sample_weight=w)),
+    }
 
 
 def binary_metrics(

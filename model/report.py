@@ -27,7 +27,7 @@ COLUMNS: Final = (
     ("precision", "precision"),
     ("recall", "recall"),
     ("f1", "F1"),
-    ("positive_rate", "positive rate"),
+    ("positive_rate", "actual positive rate"),
 )
 CI_COLUMNS: Final = {"roc_auc", "pr_auc"}
 
@@ -80,6 +80,12 @@ def verdict(head: dict[str, Any]) -> list[str]:
         f"- Difference CNN+LSTM − {LABELS[best_baseline]}: {diff['roc_auc']:+.3f} "
         f"(95% CI {low:+.3f} to {high:+.3f}, paired by-user bootstrap).",
     ]
+    above_chance = [n for n in (CNN_LSTM, LOGISTIC, LIGHTGBM) if models[n]["ci"]["roc_auc"][0] > 0.5]
+    if not above_chance:
+        lines.append(
+            "- **No model is distinguishable from chance**: every 95% CI of ROC-AUC includes 0.5 "
+            "(the all-negative baseline's AUC)."
+        )
     if ORACLE in models:
         gap = head["differences"][f"{CNN_LSTM} - {ORACLE}"]
         lines.append(
