@@ -56,7 +56,9 @@ def session_bucket(positions: np.ndarray) -> np.ndarray:
     return out
 
 
-def score_heads(loaded: LoadedModel, dataset: Dataset, split: TimeSplit, seed: int) -> list[HeadScores]:
+def score_heads(
+    loaded: LoadedModel, dataset: Dataset, split: TimeSplit, seed: int
+) -> list[HeadScores]:
     """Fit the baselines per head and collect every model's scores on validation and test."""
     masks = {w: np.stack(window_masks(dataset, split, w), 1) for w in (TRAIN, VALIDATION, TEST)}
     network = predict_network(loaded, dataset, masks[VALIDATION] | masks[TEST])
@@ -97,7 +99,12 @@ def score_heads(loaded: LoadedModel, dataset: Dataset, split: TimeSplit, seed: i
 
 
 def _assess(
-    y: np.ndarray, p: np.ndarray, threshold: float, replicates: list[np.ndarray], *, full: bool = True
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    replicates: list[np.ndarray],
+    *,
+    full: bool = True,
 ) -> dict[str, Any]:
     """Point figures and by-user bootstrap intervals of one model on one set of events
     (intervals of every figure when ``full``, else of the two AUCs only, to save time)."""
@@ -131,11 +138,15 @@ def assess_head(scores: HeadScores, *, bootstrap: int, seed: int) -> dict[str, A
     for n, p in scores.test.items():
         models[n] = _assess(scores.y_test, p, thresholds[n], replicates)
         models[n]["threshold"] = thresholds[n]
-        models[n]["validation_roc_auc"] = binary_metrics(scores.y_val, scores.val[n], NEVER)["roc_auc"]
+        models[n]["validation_roc_auc"] = binary_metrics(scores.y_val, scores.val[n], NEVER)[
+            "roc_auc"
+        ]
     differences = {}
     for other in (LOGISTIC, LIGHTGBM, ORACLE):
         if other in models:
-            diff = models[CNN_LSTM]["_replicates"]["roc_auc"] - models[other]["_replicates"]["roc_auc"]
+            diff = (
+                models[CNN_LSTM]["_replicates"]["roc_auc"] - models[other]["_replicates"]["roc_auc"]
+            )
             point = models[CNN_LSTM]["test"]["roc_auc"] - models[other]["test"]["roc_auc"]
             differences[f"{CNN_LSTM} - {other}"] = {"roc_auc": point, "ci": interval(diff)}
     for m in models.values():
@@ -147,7 +158,11 @@ def assess_head(scores: HeadScores, *, bootstrap: int, seed: int) -> dict[str, A
             inside = names == bucket
             sub = [w[inside] for w in replicates]
             y = scores.y_test[inside]
-            entry: dict[str, Any] = {"events": int(inside.sum()), "positives": int(y.sum()), "models": {}}
+            entry: dict[str, Any] = {
+                "events": int(inside.sum()),
+                "positives": int(y.sum()),
+                "models": {},
+            }
             for n, p in scores.test.items():
                 result = _assess(y, p[inside], thresholds[n], sub, full=False)
                 del result["_replicates"]

@@ -65,7 +65,11 @@ def fit_lightgbm(
     model = lgb.LGBMClassifier(**params)
     if len(y_val) and y_val.min() != y_val.max():
         model.fit(
-            x, y, eval_X=(x_val,), eval_y=(y_val,), eval_metric="auc",
+            x,
+            y,
+            eval_X=(x_val,),
+            eval_y=(y_val,),
+            eval_metric="auc",
             callbacks=[lgb.early_stopping(30, verbose=False)],
         )
     else:

@@ -100,7 +100,9 @@ def evaluate(
     """Load the artifact and a contract-event JSONL file, and write the report folder."""
     torch.set_num_threads(threads)
     loaded = load_model(model_path)
-    horizon_ms = loaded.meta.horizon_ms if horizon_minutes is None else int(horizon_minutes * 60_000)
+    horizon_ms = (
+        loaded.meta.horizon_ms if horizon_minutes is None else int(horizon_minutes * 60_000)
+    )
     events, oracle = load_events(data_path)
     dataset = build_dataset(events, horizon_ms=horizon_ms, oracle=oracle)
     fingerprint = file_fingerprint(data_path)
@@ -130,8 +132,11 @@ def evaluate_simulated(
     dataset = dataset_from_settings(source["simulation"])
     split = TimeSplit.from_dict(loaded.meta.metrics["split"])
     context = {
-        "data": {"path": "simulated", "simulation": source["simulation"],
-                 "fingerprint": loaded.meta.data_fingerprint},
+        "data": {
+            "path": "simulated",
+            "simulation": source["simulation"],
+            "fingerprint": loaded.meta.data_fingerprint,
+        },
         "model_path": str(model_path),
         "split_source": "cut points recorded in the model artifact",
     }

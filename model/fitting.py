@@ -42,7 +42,9 @@ class TrainConfig:
 
     def quick(self) -> "TrainConfig":
         """A few small epochs: for CI and demos, not for quality."""
-        return replace(self, epochs=min(self.epochs, 4), patience=2, hidden_size=16, conv_channels=16)
+        return replace(
+            self, epochs=min(self.epochs, 4), patience=2, hidden_size=16, conv_channels=16
+        )
 
     def model_config(self, horizon_ms: int) -> ModelConfig:
         return ModelConfig(
@@ -91,7 +93,10 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def _train_epoch(
-    net: PropensityNet, batches: list[Batch], optimiser: torch.optim.Optimizer, rng: np.random.Generator
+    net: PropensityNet,
+    batches: list[Batch],
+    optimiser: torch.optim.Optimizer,
+    rng: np.random.Generator,
 ) -> float:
     net.train()
     losses, weights = [], []
@@ -141,7 +146,9 @@ def fit(dataset: Dataset, split: TimeSplit, config: TrainConfig, *, progress: bo
     return FitResult(net, best[1], best_auc, history, time.perf_counter() - started)
 
 
-def calibrate(net: PropensityNet, dataset: Dataset, split: TimeSplit, config: TrainConfig) -> dict[str, Any]:
+def calibrate(
+    net: PropensityNet, dataset: Dataset, split: TimeSplit, config: TrainConfig
+) -> dict[str, Any]:
     """Fit Platt scaling per head on the validation window; set the network's buffers."""
     masks = np.stack(window_masks(dataset, split, VALIDATION), 1)
     batches = make_batches(dataset, masks, batch_size=4 * config.batch_size)
@@ -155,7 +162,9 @@ def calibrate(net: PropensityNet, dataset: Dataset, split: TimeSplit, config: Tr
         scale, bias = fit_platt(logits[m, head], labels[m, head])
         net.calibration_scale[head] = scale
         net.calibration_bias[head] = bias
-        report[name] = validation_metrics(labels[m, head], apply_platt(logits[m, head], scale, bias))
+        report[name] = validation_metrics(
+            labels[m, head], apply_platt(logits[m, head], scale, bias)
+        )
         report[name].update(platt_scale=scale, platt_bias=bias)
     return report
 
@@ -164,11 +173,9 @@ def validation_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Headline figures of calibrated probabilities on one window."""
     both = len(y) > 0 and y.min() != y.max()
     return {
-        "events": int(len(y)),
+        "events": len(y),
         "positives": int(y.sum()),
         "roc_auc": _auc(y, p),
         "log_loss": float(log_loss(y, p, labels=[0, 1])) if len(y) else math.nan,
         "brier": float(brier_score_loss(y, p)) if both else math.nan,
     }
-
-

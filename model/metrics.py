@@ -21,8 +21,17 @@ LIFT_FRACTIONS: Final = (0.01, 0.05, 0.10)
 ECE_BINS: Final = 10
 NEVER: Final = math.inf  # threshold of a model that never predicts the positive class
 METRIC_NAMES: Final = (
-    "events", "positive_rate", "roc_auc", "pr_auc", "log_loss", "brier", "ece",
-    "precision", "recall", "f1", "flagged_rate",
+    "events",
+    "positive_rate",
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+    "brier",
+    "ece",
+    "precision",
+    "recall",
+    "f1",
+    "flagged_rate",
     *(f"lift_top_{round(f * 100)}pct" for f in LIFT_FRACTIONS),
 )
 
@@ -39,7 +48,11 @@ def expected_calibration_error(
         m = which == b
         weight = w[m].sum()
         if weight > 0:
-            gap += weight / total * abs(np.average(y[m], weights=w[m]) - np.average(p[m], weights=w[m]))
+            gap += (
+                weight
+                / total
+                * abs(np.average(y[m], weights=w[m]) - np.average(p[m], weights=w[m]))
+            )
     return float(gap)
 
 
@@ -67,7 +80,9 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
     if len(y) == 0 or y.min() == y.max():
         return 0.5
     precision, recall, thresholds = precision_recall_curve(y, p)
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+    f1 = np.where(
+        precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0
+    )
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
@@ -99,7 +114,7 @@ def binary_metrics(
         "positive_rate": float(np.average(y, weights=w)),
         "roc_auc": float(roc_auc_score(y, p, sample_weight=w)) if both else nan,
         "pr_auc": float(average_precision_score(y, p, sample_weight=w)) if both else nan,
-        "log_loss": float(log_loss(y, p, sample_weight=w, labels=[0, 1])) ,
+        "log_loss": float(log_loss(y, p, sample_weight=w, labels=[0, 1])),
         "brier": float(brier_score_loss(y, p, sample_weight=w)) if both else nan,
         "ece": expected_calibration_error(y, p, w),
         "precision": float(precision),

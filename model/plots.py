@@ -6,13 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
-from model.assessment import HeadScores  # noqa: E402
+from model.assessment import HeadScores
 
 
 def _roc(ax: Axes, s: HeadScores) -> None:
@@ -38,7 +38,9 @@ def _reliability(ax: Axes, s: HeadScores) -> None:
         observed, predicted = calibration_curve(s.y_test, np.clip(p, 0, 1), n_bins=10)
         ax.plot(predicted, observed, marker="o", ms=3, label=name)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls=":")
-    ax.set(xlabel="mean predicted probability", ylabel="observed rate", title=f"Reliability — {s.head}")
+    ax.set(
+        xlabel="mean predicted probability", ylabel="observed rate", title=f"Reliability — {s.head}"
+    )
 
 
 def _gains(ax: Axes, s: HeadScores) -> None:
@@ -49,7 +51,11 @@ def _gains(ax: Axes, s: HeadScores) -> None:
         targeted = np.linspace(0, 1, len(captured))
         ax.plot(targeted, captured, label=name)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls=":")
-    ax.set(xlabel="fraction of events targeted", ylabel="fraction of positives", title=f"Gains — {s.head}")
+    ax.set(
+        xlabel="fraction of events targeted",
+        ylabel="fraction of positives",
+        title=f"Gains — {s.head}",
+    )
 
 
 PLOTS = {"roc": _roc, "precision_recall": _pr, "reliability": _reliability, "gains": _gains}

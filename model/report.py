@@ -53,7 +53,11 @@ def _table(models: dict[str, Any], with_threshold: bool = True) -> list[str]:
         for key, _ in COLUMNS:
             cells.append(_with_ci(result, key) if key in CI_COLUMNS else _num(result["test"][key]))
         if with_threshold:
-            cells.append("never flags" if not math.isfinite(result["threshold"]) else _num(result["threshold"], 4))
+            cells.append(
+                "never flags"
+                if not math.isfinite(result["threshold"])
+                else _num(result["threshold"], 4)
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -80,7 +84,9 @@ def verdict(head: dict[str, Any]) -> list[str]:
         f"- Difference CNN+LSTM − {LABELS[best_baseline]}: {diff['roc_auc']:+.3f} "
         f"(95% CI {low:+.3f} to {high:+.3f}, paired by-user bootstrap).",
     ]
-    above_chance = [n for n in (CNN_LSTM, LOGISTIC, LIGHTGBM) if models[n]["ci"]["roc_auc"][0] > 0.5]
+    above_chance = [
+        n for n in (CNN_LSTM, LOGISTIC, LIGHTGBM) if models[n]["ci"]["roc_auc"][0] > 0.5
+    ]
     if not above_chance:
         lines.append(
             "- **No model is distinguishable from chance**: every 95% CI of ROC-AUC includes 0.5 "
@@ -88,9 +94,11 @@ def verdict(head: dict[str, Any]) -> list[str]:
         )
     if ORACLE in models:
         gap = head["differences"][f"{CNN_LSTM} - {ORACLE}"]
+        low, high = gap["ci"]
         lines.append(
-            f"- Oracle (the simulator's true probability) ROC-AUC {_with_ci(models[ORACLE], 'roc_auc')}; "
-            f"CNN+LSTM − oracle {gap['roc_auc']:+.3f} (95% CI {gap['ci'][0]:+.3f} to {gap['ci'][1]:+.3f})."
+            "- Oracle (the simulator's true probability) ROC-AUC "
+            f"{_with_ci(models[ORACLE], 'roc_auc')}; CNN+LSTM − oracle {gap['roc_auc']:+.3f} "
+            f"(95% CI {low:+.3f} to {high:+.3f})."
         )
     return lines
 
@@ -99,16 +107,24 @@ def _buckets(head: dict[str, Any]) -> list[str]:
     lines = []
     for family, buckets in head["buckets"].items():
         lines += ["", f"### By {family.replace('_', ' ')}", ""]
-        lines += ["| bucket | events | positives | model | ROC-AUC [95% CI] | PR-AUC [95% CI] "
-                  "| log loss | Brier | ECE | lift@10% | F1 |", "|" + "---|" * 11]
+        lines += [
+            "| bucket | events | positives | model | ROC-AUC [95% CI] | PR-AUC [95% CI] "
+            "| log loss | Brier | ECE | lift@10% | F1 |",
+            "|" + "---|" * 11,
+        ]
         for bucket, entry in buckets.items():
             for name, result in entry["models"].items():
                 t = result["test"]
-                lines.append(
-                    f"| {bucket} | {entry['events']} | {entry['positives']} | {LABELS.get(name, name)} "
-                    f"| {_with_ci(result, 'roc_auc')} | {_with_ci(result, 'pr_auc')} | {_num(t['log_loss'])} "
-                    f"| {_num(t['brier'])} | {_num(t['ece'])} | {_num(t['lift_top_10pct'])} | {_num(t['f1'])} |"
-                )
+                cells = [
+                    bucket,
+                    str(entry["events"]),
+                    str(entry["positives"]),
+                    LABELS.get(name, name),
+                    _with_ci(result, "roc_auc"),
+                    _with_ci(result, "pr_auc"),
+                    *(_num(t[k]) for k in ("log_loss", "brier", "ece", "lift_top_10pct", "f1")),
+                ]
+                lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -116,21 +132,24 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     """report.md beside metrics.json and the PNGs."""
     split = results["split"]
     minutes = results["horizon_minutes"]
+    trained_minutes = results["trained_horizon_ms"] / 60_000
+    where = results.get("data", {}).get("path", "in-memory data")
     lines = [
         "# Purchase-propensity evaluation",
         "",
-        f"- Model `{results['model_version']}` (trained for a {results['trained_horizon_ms'] / 60_000:g}-minute "
-        f"horizon), evaluated on `{results.get('data', {}).get('path', 'in-memory data')}` "
-        f"({results['events']} events, {results['users']} users).",
-        f"- **Horizon: {minutes:g} minutes.** `purchase` = the same user buys within {minutes:g} min "
-        "after the event (a later purchase event); `cart_abandon` (only where the cart is non-empty "
-        f"after the event) = no purchase within {minutes:g} min. Events whose horizon passes the end "
-        f"of the data ({_when(results['data_end_ms'])}) are excluded, not counted as negatives.",
-        f"- **Split by event time** ({results.get('split_source', split.get('how', ''))}): train before "
-        f"{_when(split['val_start_ms'])} ≤ validation < {_when(split['test_start_ms'])} ≤ test. "
+        f"- Model `{results['model_version']}` (trained for a {trained_minutes:g}-minute horizon), "
+        f"evaluated on `{where}` ({results['events']} events, {results['users']} users).",
+        f"- **Horizon: {minutes:g} minutes.** `purchase` = the same user buys within "
+        f"{minutes:g} min after the event (a later purchase event); `cart_abandon` (only where "
+        f"the cart is non-empty after the event) = no purchase within {minutes:g} min. Events "
+        f"whose horizon passes the end of the data ({_when(results['data_end_ms'])}) are "
+        "excluded, not counted as negatives.",
+        f"- **Split by event time** ({results.get('split_source', split.get('how', ''))}): "
+        f"train < {_when(split['val_start_ms'])} ≤ validation < {_when(split['test_start_ms'])} "
+        "≤ test. "
         "Users' earlier events are context; each event is scored in the window of its own time.",
-        f"- Confidence intervals: {results['bootstrap']['replicates']} bootstrap replicates resampling "
-        "users (all of a user's test events together), 95% percentile intervals.",
+        f"- Confidence intervals: {results['bootstrap']['replicates']} bootstrap replicates "
+        "resampling users (all of a user's test events together), 95% percentile intervals.",
     ]
     for head_name, head in results["heads"].items():
         title = "Purchase within the horizon" if head_name == "purchase" else "Cart abandonment"
@@ -164,7 +183,7 @@ def _method_notes() -> list[str]:
         "shared encoder state, repeated item views, price statistics, hour of day). Logistic "
         "regression: standardised features, L2 (C=1). LightGBM: 15 leaves, learning rate 0.05, "
         "early stopping on validation ROC-AUC. Their probabilities are not recalibrated.",
-        "- All-negative: predicts the train window's positive rate for every event and never flags.",
+        "- All-negative: predicts the train window's positive rate for every event, never flags.",
         "- Threshold for precision / recall / F1: the one maximising F1 on the validation window, "
         "per model (shown in the table); never tuned on test.",
         "- ECE: 10 equal-width probability bins. Lift@k%: positive rate among the top k% of events "

@@ -8,7 +8,14 @@ from typing import Any
 
 import torch
 
-from model.data import Dataset, build_dataset, choose_split, file_fingerprint, load_events, window_masks
+from model.data import (
+    Dataset,
+    build_dataset,
+    choose_split,
+    file_fingerprint,
+    load_events,
+    window_masks,
+)
 from model.export import ModelMeta, save_model
 from model.fitting import TrainConfig, calibrate, fit
 from model.splits import WINDOW_NAMES, TimeSplit

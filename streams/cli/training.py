@@ -31,7 +31,9 @@ def _instant(value: str | None) -> int | None:
 
 
 def _fmt(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+    return (
+        "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+    )
 
 
 def _summary(meta: ModelMeta, out: Path, seconds: float) -> None:
@@ -42,10 +44,15 @@ def _summary(meta: ModelMeta, out: Path, seconds: float) -> None:
     table.add_column("validation log loss")
     table.add_column("validation events (positives)")
     for head, v in m["validation"].items():
-        table.add_row(head, _fmt(v["roc_auc"]), _fmt(v["log_loss"]), f"{v['events']} ({v['positives']})")
+        table.add_row(
+            head, _fmt(v["roc_auc"]), _fmt(v["log_loss"]), f"{v['events']} ({v['positives']})"
+        )
     console = Console()
     console.print(table)
-    windows = ", ".join(f"{k} {v['purchase_events']} ({v['purchase_positives']} pos)" for k, v in m["windows"].items())
+    windows = ", ".join(
+        f"{k} {v['purchase_events']} ({v['purchase_positives']} pos)"
+        for k, v in m["windows"].items()
+    )
     console.print(
         f"horizon {meta.horizon_ms / 60_000:g} min; labelled events per window: {windows}\n"
         f"best epoch {m['best_epoch']} of {m['epochs_run']}; training loop {m['train_seconds']} s, "
@@ -54,29 +61,69 @@ def _summary(meta: ModelMeta, out: Path, seconds: float) -> None:
 
 
 @main.command()
-@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSONL file of contract events (e.g. written by `propensity import`).")
-@click.option("--simulated", is_flag=True, help="Train on seeded simulated shoppers instead of --data.")
-@click.option("--users", type=click.IntRange(min=10), default=None,
-              help="Simulated users (default 2000, or 300 with --quick).")
-@click.option("--days", type=click.IntRange(min=2), default=None,
-              help="Simulated days (default 14, or 7 with --quick).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("artifacts/model.pt"), help="Where to write the TorchScript artifact.")
-@click.option("--horizon-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Prediction horizon H in minutes (default 1440 for --data; the simulator's "
-                   "default for --simulated). Use 30 for the 3-hour REES46 sample.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSONL file of contract events (e.g. written by `propensity import`).",
+)
+@click.option(
+    "--simulated", is_flag=True, help="Train on seeded simulated shoppers instead of --data."
+)
+@click.option(
+    "--users",
+    type=click.IntRange(min=10),
+    default=None,
+    help="Simulated users (default 2000, or 300 with --quick).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Simulated days (default 14, or 7 with --quick).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("artifacts/model.pt"),
+    help="Where to write the TorchScript artifact.",
+)
+@click.option(
+    "--horizon-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Prediction horizon H in minutes (default 1440 for --data; the simulator's "
+    "default for --simulated). Use 30 for the 3-hour REES46 sample.",
+)
 @click.option("--seed", type=int, default=0, help="Seed for weights, batch order and simulation.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Most training epochs (default 30, 4 with --quick).")
-@click.option("--patience", type=click.IntRange(min=1), default=None,
-              help="Stop after this many epochs without a better validation AUC.")
-@click.option("--val-fraction", type=float, default=0.2,
-              help="Share of labelled events (latest first, after the test share) for validation.")
-@click.option("--test-fraction", type=float, default=0.2,
-              help="Share of labelled events, the latest by event time, held out as the test window.")
-@click.option("--val-start", default=None,
-              help="Validation window start (ISO-8601 or epoch ms); needs --test-start; overrides fractions.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most training epochs (default 30, 4 with --quick).",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many epochs without a better validation AUC.",
+)
+@click.option(
+    "--val-fraction",
+    type=float,
+    default=0.2,
+    help="Share of labelled events (latest first, after the test share) for validation.",
+)
+@click.option(
+    "--test-fraction",
+    type=float,
+    default=0.2,
+    help="Share of labelled events, the latest by event time, held out as the test window.",
+)
+@click.option(
+    "--val-start",
+    default=None,
+    help="Validation window start (ISO-8601 or epoch ms); needs --test-start; overrides fractions.",
+)
 @click.option("--test-start", default=None, help="Test window start (ISO-8601 or epoch ms).")
 @click.option("--quick", is_flag=True, help="A few small epochs on little data: for CI and demos.")
 @click.option("--progress/--no-progress", default=True, help="Show the rich progress bar.")
@@ -121,8 +168,14 @@ def train(
             meta = train_file(data, out, horizon_ms=horizon_ms, config=config, progress=progress)
         else:
             meta = train_simulated(
-                out, progress=progress, users=users, days=days, seed=seed,
-                horizon_ms=horizon_ms, config=config, quick=quick,
+                out,
+                progress=progress,
+                users=users,
+                days=days,
+                seed=seed,
+                horizon_ms=horizon_ms,
+                config=config,
+                quick=quick,
             )
     except (DatasetError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -130,19 +183,42 @@ def train(
 
 
 @main.command()
-@click.option("--model", "model_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Artifact written by `propensity train`.")
-@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSONL file of contract events (an `oracle_purchase` key adds the oracle).")
-@click.option("--simulated", is_flag=True,
-              help="Re-create the simulated data recorded in the artifact instead of --data.")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("reports/latest"), help="Folder for report.md, metrics.json and PNGs.")
-@click.option("--horizon-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Label horizon in minutes (default: the one the model was trained for).")
-@click.option("--bootstrap", type=click.IntRange(min=1), default=200,
-              help="Bootstrap replicates (resampling users) for the 95% confidence intervals.")
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Artifact written by `propensity train`.",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSONL file of contract events (an `oracle_purchase` key adds the oracle).",
+)
+@click.option(
+    "--simulated",
+    is_flag=True,
+    help="Re-create the simulated data recorded in the artifact instead of --data.",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports/latest"),
+    help="Folder for report.md, metrics.json and PNGs.",
+)
+@click.option(
+    "--horizon-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Label horizon in minutes (default: the one the model was trained for).",
+)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=1),
+    default=200,
+    help="Bootstrap replicates (resampling users) for the 95% confidence intervals.",
+)
 @click.option("--seed", type=int, default=0, help="Seed of the bootstrap and the baselines.")
 def evaluate(
     model_path: Path,
@@ -163,8 +239,12 @@ def evaluate(
     try:
         if data is not None:
             results = run_evaluation(
-                model_path, data, report_dir, horizon_minutes=horizon_minutes,
-                bootstrap=bootstrap, seed=seed,
+                model_path,
+                data,
+                report_dir,
+                horizon_minutes=horizon_minutes,
+                bootstrap=bootstrap,
+                seed=seed,
             )
         else:
             results = evaluate_simulated(model_path, report_dir, bootstrap=bootstrap, seed=seed)
@@ -176,14 +256,21 @@ def evaluate(
 def _evaluation_summary(results: dict[str, Any], report_dir: Path, seconds: float) -> None:
     console = Console()
     for head, entry in results["heads"].items():
-        table = Table(title=f"{head}: test window, {entry['test_events']} events, "
-                            f"{entry['test_positives']} positive")
+        table = Table(
+            title=f"{head}: test window, {entry['test_events']} events, "
+            f"{entry['test_positives']} positive"
+        )
         for column in ("model", "ROC-AUC [95% CI]", "PR-AUC", "log loss", "ECE"):
             table.add_column(column)
         for name, m in entry["models"].items():
             low, high = m["ci"]["roc_auc"]
             t = m["test"]
-            table.add_row(name, f"{_fmt(t['roc_auc'])} [{_fmt(low)}, {_fmt(high)}]",
-                          _fmt(t["pr_auc"]), _fmt(t["log_loss"]), _fmt(t["ece"]))
+            table.add_row(
+                name,
+                f"{_fmt(t['roc_auc'])} [{_fmt(low)}, {_fmt(high)}]",
+                _fmt(t["pr_auc"]),
+                _fmt(t["log_loss"]),
+                _fmt(t["ece"]),
+            )
         console.print(table)
     console.print(f"report: {report_dir / 'report.md'} ({seconds:.1f} s)")

@@ -1,4 +1,4 @@
-"""Labels: purchase within the horizon, cart abandonment, masking near the data's end, no leakage."""
+"""Labels: purchase within the horizon, cart abandonment, masking at the data end, no leakage."""
 
 import numpy as np
 import pytest
