@@ -25,14 +25,14 @@ class TrainConfig:
     """Optimisation and split settings; the network's shape goes into ModelConfig."""
 
     seed: int = 0
-    epochs: int = 30
-    patience: int = 5
-    batch_size: int = 64
-    learning_rate: float = 3e-3
+    epochs: int = 40
+    patience: int = 8
+    batch_size: int = 32
+    learning_rate: float = 1e-3
     weight_decay: float = 1e-5
-    conv_channels: int = 32
+    conv_channels: int = 64
     kernel_size: int = 3
-    hidden_size: int = 32
+    hidden_size: int = 64
     dropout: float = 0.1
     val_fraction: float = 0.2
     test_fraction: float = 0.2
