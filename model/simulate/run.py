@@ -1,0 +1,149 @@
+"""Run the shoppers: one lazy event stream per shopper, merged into global time order."""
+
+import heapq
+import itertools
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from model.simulate.behaviour import Basket
+from model.simulate.catalogue import Catalogue, Item, build_catalogue
+from model.simulate.config import SimulatedEvent, SimulationConfig
+from model.simulate.oracle import PurchaseOracle
+from model.simulate.shopper import (
+    DWELL_MS,
+    N_STATES,
+    SEGMENTS,
+    Kind,
+    StateJumps,
+    jump_table,
+    next_jump,
+    state_index,
+    unpack,
+)
+from schemas.events import ShopEvent
+
+INITIAL_INTENT: Final = (0.55, 0.25, 0.13, 0.07)
+INITIAL_CART_CHANCE: Final = 0.3  # of a shopper who starts at intent >= 2
+CHECKOUT_STEP_MS: Final = 1000  # the purchase events of one checkout, one second apart
+_INTENT: Final = tuple(unpack(s)[1] for s in range(N_STATES))
+
+Action = tuple[str, Item, int | None]  # event type, item, quantity
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything the shoppers of one run share."""
+
+    config: SimulationConfig
+    catalogue: Catalogue
+    tables: tuple[list[StateJumps], ...]
+    oracle: PurchaseOracle | None
+
+
+def build_world(config: SimulationConfig) -> World:
+    oracle = PurchaseOracle() if config.with_oracle else None
+    tables = tuple(jump_table(segment) for segment in SEGMENTS)
+    return World(config, build_catalogue(config.n_items, config.seed), tables, oracle)
+
+
+def _pick(rng: random.Random, shares: tuple[float, ...]) -> int:
+    u = rng.random() * sum(shares)
+    return next((i for i, acc in enumerate(itertools.accumulate(shares)) if u < acc), 0)
+
+
+def _start(rng: random.Random, basket: Basket) -> tuple[int, int]:
+    """A new shopper's segment and idle starting state (a keen one may hold a cart)."""
+    segment = _pick(rng, tuple(s.share for s in SEGMENTS))
+    basket.new_need(rng)
+    intent = _pick(rng, INITIAL_INTENT)
+    cart = 0
+    if intent >= 2 and rng.random() < INITIAL_CART_CHANCE:
+        basket.view(rng, intent, True)
+        basket.add(rng)
+        cart = 1
+    return segment, state_index(0, intent, cart)
+
+
+def _actions(rng: random.Random, basket: Basket, kind: Kind, intent: int) -> list[Action]:
+    """The visible events of one jump of the chain."""
+    if kind in (Kind.START, Kind.VIEW, Kind.VIEW_INTEREST):
+        return [("view", basket.view(rng, intent, kind == Kind.VIEW_INTEREST), None)]
+    if kind == Kind.WISHLIST:
+        return [("wishlist", basket.wish(rng, intent), None)]
+    if kind == Kind.ADD:
+        return [("add_to_cart", *basket.add(rng))]
+    if kind in (Kind.REMOVE, Kind.REMOVE_COOL):
+        return [("remove_from_cart", *basket.remove(rng))]
+    if kind == Kind.BUY_NOW:
+        return [("purchase", basket.buy_now(rng), 1)]
+    return [("purchase", item, quantity) for item, quantity in basket.checkout()]
+
+
+def shopper_events(world: World, index: int) -> Iterator[SimulatedEvent]:
+    """One shopper's events in time order, each with its oracle probability when enabled."""
+    config = world.config
+    rng = random.Random(f"{config.seed}/{index}")
+    user_id = f"u{index:06d}"
+    basket = Basket(world.catalogue)
+    segment, state = _start(rng, basket)
+    table = world.tables[segment]
+    oracle = world.oracle
+    end = config.end_ms
+    horizon = config.horizon_ms
+    prefix = f"sim{config.seed}-{index}-"
+    t = float(config.start_ms)
+    n_events = visits = 0
+    visit = ""
+    while True:
+        t, kind, state = next_jump(rng, table[state], t)
+        if t >= end:
+            return
+        ts = int(t)
+        t = float(ts)  # the chain restarts from the event's whole millisecond
+        if kind >= Kind.NEED:  # silent jumps
+            if kind == Kind.NEED and _INTENT[state] == 1:
+                basket.new_need(rng)
+            continue
+        if kind == Kind.START:
+            visits += 1
+            visit = f"{user_id}-{visits}"
+        actions = _actions(rng, basket, kind, _INTENT[state])
+        for i, (event_type, item, quantity) in enumerate(actions):
+            when = ts + i * CHECKOUT_STEP_MS
+            if when >= end:
+                return
+            n_events += 1
+            event = ShopEvent(
+                event_type, user_id, item.item_id, when, prefix + str(n_events), visit,
+                item.category, item.price, quantity,
+            )  # fmt: skip
+            if oracle is None:
+                p = None
+            elif i < len(actions) - 1:
+                p = 1.0  # the rest of this checkout follows within seconds
+            else:
+                p = oracle.probability(segment, state, when + DWELL_MS, when + horizon)
+            yield SimulatedEvent(event, p)
+        t = float(ts + (len(actions) - 1) * CHECKOUT_STEP_MS + DWELL_MS)
+
+
+def simulate(config: SimulationConfig) -> Iterator[SimulatedEvent]:
+    """Every shopper's events merged into one stream in global time order (lazy)."""
+    world = build_world(config)
+    heap: list[tuple[int, int, SimulatedEvent, Iterator[SimulatedEvent]]] = []
+    for index in range(config.n_users):
+        stream = shopper_events(world, index)
+        first = next(stream, None)
+        if first is not None:
+            heap.append((first.event.ts, index, first, stream))
+    heapq.heapify(heap)
+    while heap:
+        _, index, current, stream = heap[0]
+        yield current
+        following = next(stream, None)
+        if following is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (following.event.ts, index, following, stream))
