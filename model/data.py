@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from model.features import EncoderState, EventRecord, encode_step, record_from_event
+from model.importers.jsonl import ORACLE_KEY, read_jsonl_with_extras
 from model.labels import UserLabels, label_user
 from model.splits import TimeSplit, split_by_fractions
 from schemas.events import ShopEvent
@@ -164,26 +165,12 @@ def file_fingerprint(path: Path) -> str:
 
 
 def load_events(path: Path) -> tuple[list[ShopEvent], list[float | None] | None]:
-    """Contract events of a JSONL file and their ``oracle_purchase`` values (None if absent).
-
-    Interim reader until the data branch's JSONL reader is merged; invalid lines are skipped.
-    """
-    import orjson
-
-    from schemas.events import event_from_object
-    from schemas.exceptions import InvalidEvent
-
+    """Contract events of a JSONL file (bad lines skipped and logged) and their
+    ``oracle_purchase`` values, or None when no line carries one."""
     events: list[ShopEvent] = []
     oracle: list[float | None] = []
-    with path.open("rb") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-                value = obj.pop("oracle_purchase", None) if isinstance(obj, dict) else None
-                events.append(event_from_object(obj))
-            except (orjson.JSONDecodeError, InvalidEvent):
-                continue
-            oracle.append(None if value is None else float(value))
+    for event, extras in read_jsonl_with_extras(path, (ORACLE_KEY,)):
+        events.append(event)
+        value = extras.get(ORACLE_KEY)
+        oracle.append(None if value is None else float(value))
     return events, oracle if any(o is not None for o in oracle) else None

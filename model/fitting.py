@@ -27,6 +27,7 @@ class TrainConfig:
     seed: int = 0
     epochs: int = 40
     patience: int = 8
+    min_epochs: int = 5  # early AUC can start below 0.5 and dip before it climbs
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 1e-5
@@ -41,9 +42,15 @@ class TrainConfig:
     threads: int = 2
 
     def quick(self) -> "TrainConfig":
-        """A few small epochs: for CI and demos, not for quality."""
+        """Ten epochs of a small network: for CI and demos (seconds on small data)."""
         return replace(
-            self, epochs=min(self.epochs, 4), patience=2, hidden_size=16, conv_channels=16
+            self,
+            epochs=min(self.epochs, 10),
+            patience=3,
+            min_epochs=5,
+            batch_size=16,
+            hidden_size=32,
+            conv_channels=32,
         )
 
     def model_config(self, horizon_ms: int) -> ModelConfig:
@@ -138,7 +145,7 @@ def fit(dataset: Dataset, split: TimeSplit, config: TrainConfig, *, progress: bo
             score = -loss if math.isnan(auc) else auc
             if score > best[0]:
                 best = (score, epoch, {k: v.clone() for k, v in net.state_dict().items()})
-            elif epoch - best[1] >= config.patience:
+            elif epoch >= config.min_epochs and epoch - best[1] >= config.patience:
                 break
     net.load_state_dict(best[2])
     net.eval()

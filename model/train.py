@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,12 @@ def train_file(
     )
 
 
+def simulated_preset(config: TrainConfig) -> TrainConfig:
+    """Simulated data is ~100x the REES46 sample: larger steps reach the same validation AUC
+    in a third of the epochs (chosen on the validation window, never on test)."""
+    return replace(config, learning_rate=3e-3, batch_size=64, patience=6)
+
+
 def simulation_fingerprint(settings: dict[str, Any]) -> str:
     """sha256 of the simulation settings: the same settings always give the same events."""
     return "sha256:" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
@@ -119,12 +125,14 @@ def train_simulated(
 ) -> ModelMeta:
     """Simulate shoppers (with the oracle probability), train on them and save the artifact.
 
-    ``quick`` uses a small population and a few small epochs (well under a minute).
+    ``quick`` uses a small population and, unless ``config`` is given (then it is used as
+    is), a few small epochs: well under a minute.
     """
     from model.simulated_data import simulated_dataset
 
-    config = TrainConfig(seed=seed) if config is None else config
-    config = config.quick() if quick else config
+    if config is None:
+        config = simulated_preset(TrainConfig(seed=seed))
+        config = config.quick() if quick else config
     users = users or (QUICK_USERS if quick else SIMULATED_USERS)
     days = days or (QUICK_DAYS if quick else SIMULATED_DAYS)
     dataset, settings = simulated_dataset(users=users, days=days, seed=seed, horizon_ms=horizon_ms)

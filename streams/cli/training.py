@@ -145,12 +145,13 @@ def train(
     progress: bool,
 ) -> None:
     """Train the CNN+LSTM on a time split, calibrate it on validation and save one artifact."""
-    from model.train import train_file, train_simulated
+    from model.train import simulated_preset, train_file, train_simulated
 
     if (data is None) == (not simulated):
         raise click.UsageError("give exactly one of --data FILE or --simulated")
-    config = TrainConfig(
-        seed=seed,
+    config = simulated_preset(TrainConfig(seed=seed)) if simulated else TrainConfig(seed=seed)
+    config = replace(
+        config,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         val_start_ms=_instant(val_start),

@@ -104,3 +104,19 @@ def test_the_artifact_split_is_reused_on_its_own_data(report: tuple[Path, dict])
         results["heads"]["purchase"]["test_events"]
         == meta.metrics["windows"]["test"]["purchase_events"]
     )
+
+
+def test_simulated_evaluation_shows_the_oracle(tmp_path: Path) -> None:
+    from model.evaluate import evaluate_simulated
+    from model.train import train_simulated
+
+    model = tmp_path / "sim.pt"
+    train_simulated(model, quick=True, progress=False, users=80, days=3)
+    results = evaluate_simulated(model, tmp_path / "report", bootstrap=5, threads=1)
+    oracle = results["heads"]["purchase"]["models"]["oracle"]["test"]["roc_auc"]
+    assert 0.5 < oracle <= 1.0
+    assert "cnn_lstm - oracle" in results["heads"]["purchase"]["differences"]
+    assert (
+        "Oracle (the simulator's true probability)"
+        in (tmp_path / "report" / "report.md").read_text()
+    )

@@ -142,3 +142,14 @@ def test_cli_trains_quick_and_rejects_bad_input(data_file: Path, tmp_path: Path)
     assert runner.invoke(main, ["train", "--out", str(out)]).exit_code == 2
     too_long = runner.invoke(main, [*args, "--horizon-minutes", str(60 * 24 * 30)])
     assert too_long.exit_code == 1 and "horizon" in too_long.output
+
+
+def test_train_simulated_quick_records_the_simulation(tmp_path: Path) -> None:
+    from model.train import simulation_fingerprint, train_simulated
+
+    meta = train_simulated(tmp_path / "sim.pt", quick=True, progress=False, users=80, days=3)
+    source = meta.metrics["source"]
+    assert source["kind"] == "simulated" and source["simulation"]["n_users"] == 80
+    assert meta.data_fingerprint == simulation_fingerprint(source["simulation"])
+    assert meta.horizon_ms == source["simulation"]["horizon_ms"]
+    assert load_model(tmp_path / "sim.pt").meta.model_version == meta.model_version
