@@ -26,6 +26,10 @@ from schemas.events import EVENT_TYPES
 
 CNN_LSTM, ALL_NEGATIVE, ORACLE = "cnn_lstm", "all_negative", "oracle"
 SESSION_BUCKETS: Final = ((1, 1, "1st"), (2, 3, "2-3"), (4, 10, "4-10"), (11, 10**9, "11+"))
+BUCKET_ORDER: Final = {
+    "event_type": EVENT_TYPES,
+    "session_position": tuple(name for _, _, name in SESSION_BUCKETS),
+}
 
 
 @dataclass
@@ -154,7 +158,8 @@ def assess_head(scores: HeadScores, *, bootstrap: int, seed: int) -> dict[str, A
     buckets: dict[str, dict[str, Any]] = {}
     for family, names in scores.buckets_test.items():
         buckets[family] = {}
-        for bucket in sorted(set(names.tolist()), key=str):
+        present = set(names.tolist())
+        for bucket in [b for b in BUCKET_ORDER[family] if b in present]:
             inside = names == bucket
             sub = [w[inside] for w in replicates]
             y = scores.y_test[inside]

@@ -121,7 +121,8 @@ def build_dataset(
 
 def labelled_times(dataset: Dataset) -> np.ndarray:
     """Event times of every event whose purchase label is observable."""
-    return dataset.flat("ts")[dataset.flat_labels("purchase_mask")]
+    times: np.ndarray = dataset.flat("ts")[dataset.flat_labels("purchase_mask")]
+    return times
 
 
 def choose_split(

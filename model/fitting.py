@@ -111,7 +111,7 @@ def _train_epoch(
         batch = batches[i]
         optimiser.zero_grad()
         loss = masked_bce(net.logits(batch.x), batch)
-        loss.backward()
+        torch.autograd.backward(loss)
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         optimiser.step()
         losses.append(loss.item())
@@ -167,8 +167,8 @@ def calibrate(
     for head, name in enumerate(HEADS):
         m = masks[:, head]
         scale, bias = fit_platt(logits[m, head], labels[m, head])
-        net.calibration_scale[head] = scale
-        net.calibration_bias[head] = bias
+        net.get_buffer("calibration_scale")[head] = scale
+        net.get_buffer("calibration_bias")[head] = bias
         report[name] = validation_metrics(
             labels[m, head], apply_platt(logits[m, head], scale, bias)
         )

@@ -34,7 +34,7 @@ def _pr(ax: Axes, s: HeadScores) -> None:
 def _reliability(ax: Axes, s: HeadScores) -> None:
     for name, p in s.test.items():
         if np.ptp(p) == 0:
-            continue  # a constant predictor is one point, drawn by the diagonal's base rate
+            continue  # a constant predictor is a single point: nothing to read from it
         observed, predicted = calibration_curve(s.y_test, np.clip(p, 0, 1), n_bins=10)
         ax.plot(predicted, observed, marker="o", ms=3, label=name)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls=":")
@@ -46,6 +46,8 @@ def _reliability(ax: Axes, s: HeadScores) -> None:
 def _gains(ax: Axes, s: HeadScores) -> None:
     total = max(s.y_test.sum(), 1)
     for name, p in s.test.items():
+        if np.ptp(p) == 0:
+            continue  # a constant score targets at random: the diagonal
         order = np.argsort(-p, kind="stable")
         captured = np.concatenate([[0], np.cumsum(s.y_test[order]) / total])
         targeted = np.linspace(0, 1, len(captured))
@@ -63,7 +65,7 @@ PLOTS = {"roc": _roc, "precision_recall": _pr, "reliability": _reliability, "gai
 
 def write_plots(scores: HeadScores, folder: Path) -> dict[str, str]:
     """One PNG per chart for this head; returns chart name -> file name."""
-    written = {}
+    written: dict[str, str] = {}
     if len(scores.y_test) == 0 or scores.y_test.min() == scores.y_test.max():
         return written
     for chart, draw in PLOTS.items():

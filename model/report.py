@@ -106,7 +106,13 @@ def verdict(head: dict[str, Any]) -> list[str]:
 def _buckets(head: dict[str, Any]) -> list[str]:
     lines = []
     for family, buckets in head["buckets"].items():
-        lines += ["", f"### By {family.replace('_', ' ')}", ""]
+        lines += [
+            "",
+            f"### By {family.replace('_', ' ')}",
+            "",
+            "Every figure of the main table, per bucket, is in metrics.json; the main ones here.",
+            "",
+        ]
         lines += [
             "| bucket | events | positives | model | ROC-AUC [95% CI] | PR-AUC [95% CI] "
             "| log loss | Brier | ECE | lift@10% | F1 |",
