@@ -20,7 +20,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.kernel_size < 2:
-            raise ValueError("kernel_size must be >= 2 (the causal window keeps kernel_size-1 rows)")
+            raise ValueError("kernel_size must be >= 2 (the causal window keeps k-1 rows)")
         if self.horizon_ms <= 0:
             raise ValueError("horizon_ms must be positive")
 

@@ -98,7 +98,9 @@ def _parse_meta(path: Path, raw: str) -> ModelMeta:
         data["heads"] = tuple(data.get("heads", HEADS))
         return ModelMeta(**data)
     except (ValueError, TypeError) as exc:
-        raise ModelArtifactError(f"model file {path} has an unreadable {META_FILE}: {exc}") from None
+        raise ModelArtifactError(
+            f"model file {path} has an unreadable {META_FILE}: {exc}"
+        ) from None
 
 
 def _check_compatible(path: Path, meta: ModelMeta) -> None:
@@ -123,7 +125,9 @@ def load_model(path: Path | str) -> LoadedModel:
     if not path.is_file():
         raise ModelArtifactError(f"model file {path} does not exist")
     if not zipfile.is_zipfile(path):
-        raise ModelArtifactError(f"model file {path} is not a TorchScript archive (corrupt or wrong file)")
+        raise ModelArtifactError(
+            f"model file {path} is not a TorchScript archive (corrupt or wrong file)"
+        )
     extra = {META_FILE: ""}
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)

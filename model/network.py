@@ -1,7 +1,5 @@
 """The CNN+LSTM propensity network (nn.Modules only; scripted by model.export)."""
 
-from typing import Tuple
-
 import torch
 from torch import Tensor, nn
 
@@ -29,7 +27,7 @@ class PropensityNet(nn.Module):
         self.register_buffer("calibration_scale", torch.ones(len(HEADS)))
         self.register_buffer("calibration_bias", torch.zeros(len(HEADS)))
 
-    def initial_state(self, batch: int) -> Tuple[Tensor, Tensor, Tensor]:
+    def initial_state(self, batch: int) -> tuple[Tensor, Tensor, Tensor]:
         """Zero state: (window (B, k-1, F), h (B, H), c (B, H))."""
         window = torch.zeros(batch, self.context, self.n_features)
         h = torch.zeros(batch, self.hidden_size)
@@ -38,7 +36,7 @@ class PropensityNet(nn.Module):
 
     def run_logits(
         self, x: Tensor, window: Tensor, h: Tensor, c: Tensor
-    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """x (B, T, F) after state -> raw logits (B, T, heads) and the state after x."""
         full = torch.cat([window, x], dim=1)  # (B, k-1+T, F)
         z = torch.relu(self.conv(full.transpose(1, 2))).transpose(1, 2)  # (B, T, C)
@@ -54,7 +52,7 @@ class PropensityNet(nn.Module):
     @torch.jit.export
     def run(
         self, x: Tensor, window: Tensor, h: Tensor, c: Tensor
-    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Calibrated probabilities (B, T, heads) for x, continuing from the given state."""
         logits, window, h, c = self.run_logits(x, window, h, c)
         return self.calibrate(logits), window, h, c

@@ -13,7 +13,6 @@ import torch
 from model.export import LoadedModel
 from model.features import EncoderState, EventRecord, encode_records, encode_step, record_from_event
 from model.user_state import (
-    SEQUENCE_DTYPE,
     UserState,
     decode_state,
     model_tag,
@@ -69,7 +68,7 @@ class SequenceScorer:
             window=np.zeros((self.context, self.n_features), np.float32),
             h=np.zeros(self.hidden, np.float32),
             c=np.zeros(self.hidden, np.float32),
-            sequence=np.empty(0, SEQUENCE_DTYPE),
+            sequence=b"",
         )
 
     def load(self, raw: bytes | None) -> UserState | None:
@@ -85,7 +84,9 @@ class SequenceScorer:
             state.model_tag = 0
         return state
 
-    def _rebuild(self, state: UserState, record: EventRecord, now_ms: int) -> tuple[UserState, Score]:
+    def _rebuild(
+        self, state: UserState, record: EventRecord, now_ms: int
+    ) -> tuple[UserState, Score]:
         """Place ``record`` by event time in the window and recompute everything from it."""
         records = sequence_records(state.sequence)
         position = bisect.bisect_right([r.ts for r in records], record.ts)
@@ -118,9 +119,7 @@ class SequenceScorer:
         return Score(probs[0], probs[1] if cart_items > 0 else None, cart_items)
 
     def _append(self, state: UserState, record: EventRecord) -> list[float]:
-        row = np.array([tuple(record)], dtype=SEQUENCE_DTYPE)
-        sequence = np.concatenate((state.sequence, row))
-        state.sequence = sequence[-self.window_size :]
+        state.append(record, self.window_size)
         return encode_step(state.encoder, record)
 
     def score(
@@ -134,13 +133,9 @@ class SequenceScorer:
                 event = events[i]
                 record = record_from_event(event)
                 state = states.get(event.user_id)
-                if state is None or (
-                    len(state.sequence) and record.ts - state.last_ts > self.ttl_ms
-                ):
+                if state is None or (state.sequence and record.ts - state.last_ts > self.ttl_ms):
                     state = self.new_state(now_ms)
-                if state.model_tag != self.tag or (
-                    len(state.sequence) and record.ts < state.last_ts
-                ):
+                if state.model_tag != self.tag or (state.sequence and record.ts < state.last_ts):
                     state, scores[i] = self._rebuild(state, record, now_ms)
                 else:
                     state.updated_ms = now_ms
@@ -153,7 +148,7 @@ class SequenceScorer:
     def _step(
         self, stepped: list[tuple[int, UserState, list[float]]], scores: list[Score | None]
     ) -> None:
-        x = torch.tensor([row for _, _, row in stepped], dtype=torch.float32).unsqueeze(1)
+        x = torch.from_numpy(np.array([row for _, _, row in stepped], np.float32)).unsqueeze(1)
         window = torch.from_numpy(np.stack([s.window for _, s, _ in stepped]))
         h = torch.from_numpy(np.stack([s.h for _, s, _ in stepped]))
         c = torch.from_numpy(np.stack([s.c for _, s, _ in stepped]))

@@ -25,6 +25,9 @@ SEQUENCE_DTYPE: Final = np.dtype(
         ("quantity", "<u2"),
     ]
 )
+# The same layout as SEQUENCE_DTYPE, for packing one record without numpy overhead.
+SEQUENCE_RECORD: Final = struct.Struct("<qBIIfH")
+assert SEQUENCE_RECORD.size == SEQUENCE_DTYPE.itemsize
 CART_DTYPE: Final = np.dtype([("item", "<u4"), ("quantity", "<u4"), ("price", "<f4")])
 
 # format, model tag, last update (wall ms), sequence length, cart size, recent size,
@@ -47,23 +50,38 @@ class UserState:
     window: np.ndarray  # (k-1, F) float32: last inputs of the causal convolution
     h: np.ndarray  # (H,) float32
     c: np.ndarray  # (H,) float32
-    sequence: np.ndarray  # (n,) SEQUENCE_DTYPE, oldest first, sorted by event time
+    sequence: bytes  # packed SEQUENCE_DTYPE records, oldest first, sorted by event time
+
+    @property
+    def length(self) -> int:
+        """Events in the rolling sequence."""
+        return len(self.sequence) // SEQUENCE_RECORD.size
 
     @property
     def last_ts(self) -> int:
-        return int(self.sequence["ts"][-1]) if len(self.sequence) else 0
+        if not self.sequence:
+            return 0
+        return int(
+            SEQUENCE_RECORD.unpack_from(self.sequence, len(self.sequence) - SEQUENCE_RECORD.size)[0]
+        )
+
+    def sequence_array(self) -> np.ndarray:
+        """The sequence as a structured array (read-only view)."""
+        return np.frombuffer(self.sequence, SEQUENCE_DTYPE)
+
+    def append(self, record: EventRecord, window_size: int) -> None:
+        """Add a record at the end, keeping the last ``window_size`` records."""
+        keep = window_size * SEQUENCE_RECORD.size
+        self.sequence = (self.sequence + SEQUENCE_RECORD.pack(*record))[-keep:]
 
 
-def sequence_records(sequence: np.ndarray) -> list[EventRecord]:
+def sequence_records(sequence: bytes) -> list[EventRecord]:
     """The stored sequence as encoder records."""
-    return [
-        EventRecord(int(ts), int(et), int(item), int(sess), float(price), int(qty))
-        for ts, et, item, sess, price, qty in sequence.tolist()
-    ]
+    return [EventRecord(*fields) for fields in SEQUENCE_RECORD.iter_unpack(sequence)]
 
 
-def records_to_sequence(records: list[EventRecord]) -> np.ndarray:
-    return np.array([tuple(r) for r in records], dtype=SEQUENCE_DTYPE)
+def records_to_sequence(records: list[EventRecord]) -> bytes:
+    return b"".join(SEQUENCE_RECORD.pack(*r) for r in records)
 
 
 def encode_state(state: UserState) -> bytes:
@@ -77,7 +95,7 @@ def encode_state(state: UserState) -> bytes:
         STATE_FORMAT,
         state.model_tag,
         state.updated_ms,
-        len(state.sequence),
+        state.length,
         len(cart),
         len(recent),
         state.window.shape[0],
@@ -96,7 +114,7 @@ def encode_state(state: UserState) -> bytes:
             state.window.astype("<f4", copy=False).tobytes(),
             state.h.astype("<f4", copy=False).tobytes(),
             state.c.astype("<f4", copy=False).tobytes(),
-            state.sequence.tobytes(),
+            state.sequence,
         )
     )
 
@@ -104,9 +122,22 @@ def encode_state(state: UserState) -> bytes:
 def decode_state(raw: bytes, n_features: int) -> UserState:
     """Inverse of encode_state. Raises ValueError on a foreign or truncated value."""
     if len(raw) < _HEADER.size or raw[0] != STATE_FORMAT:
-        raise ValueError("not a user state of format %d" % STATE_FORMAT)
-    (_, tag, updated, n_seq, n_cart, n_recent, context, hidden, n_events, prev_ts, session,
-     session_start, session_events) = _HEADER.unpack_from(raw)
+        raise ValueError(f"not a user state of format {STATE_FORMAT}")
+    (
+        _,
+        tag,
+        updated,
+        n_seq,
+        n_cart,
+        n_recent,
+        context,
+        hidden,
+        n_events,
+        prev_ts,
+        session,
+        session_start,
+        session_events,
+    ) = _HEADER.unpack_from(raw)
     offset = _HEADER.size
     cart = np.frombuffer(raw, CART_DTYPE, n_cart, offset)
     offset += n_cart * CART_DTYPE.itemsize
@@ -118,8 +149,8 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
     offset += hidden * 4
     c = np.frombuffer(raw, "<f4", hidden, offset)
     offset += hidden * 4
-    sequence = np.frombuffer(raw, SEQUENCE_DTYPE, n_seq, offset)
-    if offset + n_seq * SEQUENCE_DTYPE.itemsize != len(raw):
+    sequence = raw[offset : offset + n_seq * SEQUENCE_RECORD.size]
+    if offset + n_seq * SEQUENCE_RECORD.size != len(raw):
         raise ValueError("user state has trailing or missing bytes")
     enc = EncoderState()
     enc.n_events, enc.prev_ts, enc.session = n_events, prev_ts, session
@@ -127,3 +158,8 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
     enc.cart = {int(i): (int(q), float(p)) for i, q, p in cart.tolist()}
     enc.recent_items = recent.tolist()
     return UserState(tag, updated, enc, window, h, c, sequence)
+
+
+def state_updated_ms(raw: bytes) -> int:
+    """Wall-clock time of a stored state's last update, read without decoding the rest."""
+    return int(_HEADER.unpack_from(raw)[2])

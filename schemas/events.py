@@ -25,6 +25,7 @@ REASONS: Final = (
     "unknown_event_type",
     "out_of_range",
     "bad_timestamp",
+    "key_mismatch",
 )
 
 _RULE_REASON: Final = {
@@ -108,6 +109,8 @@ def event_from_object(obj: Any) -> ShopEvent:
         _validate(obj)
     except fastjsonschema.JsonSchemaValueException as exc:
         reason = _RULE_REASON.get(exc.rule or "", "wrong_type")
+        if exc.name == "data.ts":
+            reason = "bad_timestamp"
         raise InvalidEvent(reason, exc.message) from None
     price = obj.get("price")
     item_id = obj["item_id"]

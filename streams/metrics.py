@@ -7,7 +7,22 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 EVENT_AGE_BUCKETS = (*LATENCY_BUCKETS, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -17,55 +32,75 @@ SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 
 class WorkerMetrics:
     """All metrics of one worker, registered in their own registry (tests make several)."""
 
-    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
 
     def __post_init__(self) -> None:
         r = self.registry
         self.events_consumed = Counter(
-            "propensity_events_consumed", "Input events consumed, valid or not.",
-            ["topic", "event_type"], registry=r,
+            "propensity_events_consumed",
+            "Input events consumed, valid or not.",
+            ["topic", "event_type"],
+            registry=r,
         )
         self.invalid_events = Counter(
-            "propensity_invalid_events", "Input events rejected by the contract.", ["reason"], registry=r
+            "propensity_invalid_events",
+            "Input events rejected by the contract.",
+            ["reason"],
+            registry=r,
         )
         self.dlq_writes = Counter(
-            "propensity_dlq_writes", "Records written to the dead-letter topic.", ["reason"], registry=r
+            "propensity_dlq_writes",
+            "Records written to the dead-letter topic.",
+            ["reason"],
+            registry=r,
         )
         self.propensities_published = Counter(
             "propensity_propensities_published", "Propensity events published.", registry=r
         )
         self.state_rebuilds = Counter(
             "propensity_state_rebuilds",
-            "User states recomputed from the stored sequence (late event, new model).", registry=r,
+            "User states recomputed from the stored sequence (late event, new model).",
+            registry=r,
         )
         self.users_expired = Counter(
-            "propensity_users_expired", "Users removed from the table after the idle TTL.", registry=r
+            "propensity_users_expired",
+            "Users removed from the table after the idle TTL.",
+            registry=r,
         )
         self.batch_size = Histogram(
-            "propensity_scoring_batch_size", "Events per scoring micro-batch.",
-            buckets=BATCH_SIZE_BUCKETS, registry=r,
+            "propensity_scoring_batch_size",
+            "Events per scoring micro-batch.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
         )
         self.batch_duration = Histogram(
-            "propensity_scoring_batch_duration_seconds", "Wall time to score one micro-batch.",
-            buckets=LATENCY_BUCKETS, registry=r,
+            "propensity_scoring_batch_duration_seconds",
+            "Wall time to score one micro-batch.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.end_to_end_latency = Histogram(
             "propensity_end_to_end_latency_seconds",
             "Event time (ts) of the input to publication of its propensity event.",
-            buckets=EVENT_AGE_BUCKETS, registry=r,
+            buckets=EVENT_AGE_BUCKETS,
+            registry=r,
         )
         self.processing_latency = Histogram(
             "propensity_processing_latency_seconds",
             "Input consumed by the worker to its propensity event published.",
-            buckets=LATENCY_BUCKETS, registry=r,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.scores = Histogram(
-            "propensity_score", "Distribution of published probabilities per head.",
-            ["head"], buckets=SCORE_BUCKETS, registry=r,
+            "propensity_score",
+            "Distribution of published probabilities per head.",
+            ["head"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
         )
-        self.model_info = Info(
-            "propensity_model", "The model being served.", registry=r
-        )
+        self.model_info = Info("propensity_model", "The model being served.", registry=r)
         self.model_loaded = Gauge(
             "propensity_model_loaded", "1 when a valid model is loaded.", registry=r
         )
@@ -73,13 +108,19 @@ class WorkerMetrics:
             "propensity_active_users", "Users in this worker's sequence table.", registry=r
         )
         self.state_bytes = Gauge(
-            "propensity_state_bytes", "Bytes of per-user state held in the sequence table.", registry=r
+            "propensity_state_bytes",
+            "Bytes of per-user state held in the sequence table.",
+            registry=r,
         )
         self.consumer_lag = Gauge(
-            "propensity_consumer_lag", "High-water mark minus committed offset, per partition.",
-            ["topic", "partition"], registry=r,
+            "propensity_consumer_lag",
+            "High-water mark minus committed offset, per partition.",
+            ["topic", "partition"],
+            registry=r,
         )
         self.up = Gauge("propensity_worker_up", "1 while the worker process runs.", registry=r)
         self.ready = Gauge(
-            "propensity_worker_ready", "1 once partitions are assigned and tables recovered.", registry=r
+            "propensity_worker_ready",
+            "1 once partitions are assigned and tables recovered.",
+            registry=r,
         )

@@ -22,11 +22,14 @@ class Settings:
     """Every runtime setting. Build once with Settings.from_env() and pass it down."""
 
     bootstrap_servers: str = _setting(
-        "", "Kafka bootstrap servers (host:port,...). Empty: commands that can start the embedded broker do."
+        "",
+        "Kafka bootstrap servers (host:port,...). Empty: `demo` starts the embedded broker;"
+        " other commands use localhost:9092.",
     )
     app_id: str = _setting("propensity", "Faust application id = consumer group and table prefix.")
     input_topics: tuple[str, ...] = _setting(
-        ("clicks", "carts", "purchases"), "Comma-separated input topics; one combined topic also works."
+        ("clicks", "carts", "purchases"),
+        "Comma-separated input topics; one combined topic also works.",
     )
     output_topic: str = _setting("propensities", "Topic the propensity events are published to.")
     dlq_topic: str = _setting("events.dlq", "Dead-letter topic for malformed input.")
@@ -40,11 +43,15 @@ class Settings:
     torch_threads: int = _setting(1, "torch intra-op threads (1 keeps the event loop responsive).")
     metrics_host: str = _setting("0.0.0.0", "Address the /metrics endpoint binds to.")
     metrics_port: int = _setting(9464, "Port of the /metrics endpoint (0 disables it).")
-    web_port: int = _setting(6066, "Port of Faust's own web server (health, tables).")
     data_dir: Path = _setting(Path("propensity-data"), "Faust data directory (table stores).")
     table_store: str = _setting("memory://", "Faust table store URL (memory:// or rocksdb://).")
     sweep_interval_seconds: float = _setting(60.0, "How often idle users are expired.")
     lag_interval_seconds: float = _setting(5.0, "How often consumer lag is measured.")
+    rebalance_timeout_seconds: float = _setting(
+        10.0,
+        "Consumer-group rebalance timeout (on Tansu also the time a lone worker takes to join).",
+    )
+    session_timeout_seconds: float = _setting(10.0, "Consumer-group session timeout.")
     log_level: str = _setting("info", "Log level of the worker.")
 
     @classmethod
@@ -59,14 +66,27 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def to_env(self) -> dict[str, str]:
+        """The settings as environment variables, e.g. for a worker subprocess."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            env[_env_name(f.name)] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return env
+
     @property
     def user_ttl_ms(self) -> int:
         return self.user_ttl_seconds * 1000
 
     @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers to connect to (Kafka's conventional default when unset)."""
+        return self.bootstrap_servers or "localhost:9092"
+
+    @property
     def broker_url(self) -> str:
-        servers = self.bootstrap_servers or "localhost:9092"
-        return ";".join(f"kafka://{s.strip()}" for s in servers.split(",") if s.strip())
+        """Faust broker URL on the bundling transport (streams.transport)."""
+        return ";".join(f"propensity://{s.strip()}" for s in self.bootstrap.split(",") if s.strip())
 
 
 def _parse(kind: Any, raw: str, name: str) -> Any:

@@ -1,6 +1,7 @@
 """Shared fixtures: the real-data folder, and (in integration tests) a Kafka-protocol broker."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,41 @@ def otto_sample(shared_data_dir: Path) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid artifact with seeded random weights: enough for plumbing tests."""
+    import torch
+
+    from model.config import ModelConfig
+    from model.export import save_model
+    from model.features import N_FEATURES
+    from model.network import PropensityNet
+
+    torch.manual_seed(1234)
+    config = ModelConfig(n_features=N_FEATURES, hidden_size=16, conv_channels=16)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_model(PropensityNet(config), config, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS when set, else the embedded Tansu broker on a free port."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    from streams.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A name no other test uses: prefix for topics and consumer groups."""
+    import uuid
+
+    return f"t{uuid.uuid4().hex[:10]}"

@@ -7,7 +7,7 @@ from typing import Final
 from model.simulate.catalogue import Catalogue, Item
 
 # Chance that a view goes back to an item already considered, by intent; views that
-# raise intent are mostly such repeat views. This is what makes intent visible.
+# raise intent always are, once there is a candidate. This is what makes intent visible.
 REPEAT_VIEW: Final = (0.0, 0.2, 0.6, 0.85)
 INTEREST_REPEAT_VIEW: Final = 1.0
 # Chance that a fresh view stays in the category of the current need, by intent.

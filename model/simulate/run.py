@@ -12,7 +12,6 @@ from model.simulate.catalogue import Catalogue, Item, build_catalogue
 from model.simulate.config import SimulatedEvent, SimulationConfig
 from model.simulate.oracle import PurchaseOracle
 from model.simulate.shopper import (
-    DWELL_MS,
     N_STATES,
     SEGMENTS,
     Kind,
@@ -82,7 +81,13 @@ def _actions(rng: random.Random, basket: Basket, kind: Kind, intent: int) -> lis
 
 
 def shopper_events(world: World, index: int) -> Iterator[SimulatedEvent]:
-    """One shopper's events in time order, each with its oracle probability when enabled."""
+    """One shopper's events in time order, each with its oracle probability when enabled.
+
+    After a visible event the chain restarts from exactly the event's (whole-millisecond)
+    time and the hidden state the oracle is given, so the oracle describes the future this
+    generator will actually sample. A checkout's purchases are a second apart; the chain
+    resumes after the last one, and the earlier ones have probability 1 (more follow).
+    """
     config = world.config
     rng = random.Random(f"{config.seed}/{index}")
     user_id = f"u{index:06d}"
@@ -100,12 +105,12 @@ def shopper_events(world: World, index: int) -> Iterator[SimulatedEvent]:
         t, kind, state = next_jump(rng, table[state], t)
         if t >= end:
             return
-        ts = int(t)
-        t = float(ts)  # the chain restarts from the event's whole millisecond
         if kind >= Kind.NEED:  # silent jumps
             if kind == Kind.NEED and _INTENT[state] == 1:
                 basket.new_need(rng)
             continue
+        ts = int(t)
+        t = float(ts)  # the chain restarts from the event's whole millisecond
         if kind == Kind.START:
             visits += 1
             visit = f"{user_id}-{visits}"
@@ -124,9 +129,9 @@ def shopper_events(world: World, index: int) -> Iterator[SimulatedEvent]:
             elif i < len(actions) - 1:
                 p = 1.0  # the rest of this checkout follows within seconds
             else:
-                p = oracle.probability(segment, state, when + DWELL_MS, when + horizon)
+                p = oracle.probability(segment, state, when, when + horizon)
             yield SimulatedEvent(event, p)
-        t = float(ts + (len(actions) - 1) * CHECKOUT_STEP_MS + DWELL_MS)
+        t = float(ts + (len(actions) - 1) * CHECKOUT_STEP_MS)
 
 
 def simulate(config: SimulationConfig) -> Iterator[SimulatedEvent]:

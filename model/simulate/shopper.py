@@ -17,21 +17,18 @@ from typing import Final, NamedTuple
 
 HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 24 * HOUR_MS
-# After every visible event the chain pauses this long: nobody clicks twice within it.
-DWELL_MS: Final = 2000
 N_INTENT: Final = 4  # 0 not shopping, 1 browsing, 2 comparing, 3 ready to buy
 MAX_CART: Final = 4
 N_CART: Final = MAX_CART + 1
 N_STATES: Final = 2 * N_INTENT * N_CART
-IDLE, ACTIVE = 0, 1
 
 
 class Kind(IntEnum):
-    """What a jump of the chain is; the first seven emit an event, the rest are silent."""
+    """What a jump of the chain is: START to BUY_NOW emit events, the last three are silent."""
 
     START = 0  # idle -> visit; emits the visit's landing view
     VIEW = 1
-    VIEW_INTEREST = 2  # a view that raises intent (mostly a repeat view of a candidate)
+    VIEW_INTEREST = 2  # a view that raises intent (a repeat view of a candidate item)
     WISHLIST = 3
     ADD = 4
     REMOVE = 5
@@ -81,11 +78,12 @@ REMOVE_RATE: Final = (2.0, 1.5, 1.0, 0.6)
 REMOVE_COOL_RATE: Final = (0.0, 1.5, 1.0, 0.5)
 CHECKOUT_RATE: Final = (0.02, 0.2, 1.5, 8.0)
 BUY_NOW_RATE: Final = (0.0, 0.0, 0.15, 1.0)
-ACTIVE_FADE_RATE: Final = (0.0, 0.5, 0.5, 0.5)  # mostly, interest cools visibly
+ACTIVE_FADE_RATE: Final = (0.0, 0.5, 0.5, 0.5)  # slow: in a visit, interest mostly cools visibly
 LEAVE_RATE: Final = (24.0, 12.0, 8.0, 6.0)
 
 
 def state_index(active: int, intent: int, cart: int) -> int:
+    """The index of (in a visit or not, intent, items in cart)."""
     return (active * N_INTENT + intent) * N_CART + cart
 
 

@@ -13,6 +13,6 @@ def main() -> None:
 
 
 # Importing these modules registers their subcommands on `main`.
-from streams.cli import data, runtime, training  # noqa: E402
+from streams.cli import data, demo, runtime, training  # noqa: E402
 
-__all__ = ["data", "main", "runtime", "training"]
+__all__ = ["data", "demo", "main", "runtime", "training"]

@@ -1,10 +1,12 @@
 """Subcommands that make event data: import public shop logs, simulate shoppers."""
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -21,7 +23,11 @@ from rich.table import Table
 from model.importers import FORMATS, ImportReport, UnreadableInput, import_events, input_paths
 from model.simulate import SimulatedEvent, SimulationConfig, simulate, write_jsonl
 from model.simulate.config import DEFAULT_START_MS
+from schemas.events import ShopEvent
+from streams.admin import ensure_topics, service_topics
 from streams.cli import main
+from streams.cli.options import build_settings, kafka_options
+from streams.producer import live_events, record_for_event, send_records
 
 _HOUR_MS = 3_600_000
 
@@ -147,9 +153,24 @@ class _Tally:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
+    default=None,
     help="JSON Lines file to write (.gz compresses it).",
 )
+@click.option(
+    "--kafka", "to_kafka", is_flag=True, help="Produce to the input topics instead of a file."
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=None,
+    help="With --kafka: events per second (default: as fast as possible).",
+)
+@click.option(
+    "--live-time/--simulated-time",
+    default=False,
+    help="With --kafka: stamp events with the wall clock when sent, or keep the simulated time.",
+)
+@kafka_options
 @click.option("--users", default=2000, type=click.IntRange(min=1), help="Simulated shoppers.")
 @click.option(
     "--days", default=7.0, type=click.FloatRange(min=0, min_open=True), help="Simulated days."
@@ -177,12 +198,19 @@ def simulate_command(
     start: str,
     no_oracle: bool,
     no_progress: bool,
+    to_kafka: bool,
+    rate: float | None,
+    live_time: bool,
+    **kafka: Any,
 ) -> None:
-    """Simulate shoppers and write their events, in time order, as JSON Lines.
+    """Simulate shoppers and write their events, in time order, as JSON Lines or to Kafka.
 
     Each line is a contract event plus, unless --no-oracle, "oracle_purchase": the true
     probability (from the simulator's hidden state) of a purchase within the horizon.
+    With --kafka the events go to the input topics (keyed by user_id, routed by type).
     """
+    if (out is None) == (not to_kafka):
+        raise click.UsageError("give exactly one of --out FILE or --kafka")
     try:
         moment = datetime.fromisoformat(start)
     except ValueError:
@@ -197,6 +225,23 @@ def simulate_command(
         horizon_ms=round(horizon_hours * _HOUR_MS),
         with_oracle=not no_oracle,
     )
+    if to_kafka:
+        settings = build_settings(**kafka)
+        ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
+        events: Iterable[ShopEvent] = (item.event for item in simulate(config))
+        if live_time:
+            events = live_events(events)
+        records = (record_for_event(e, settings.input_topics) for e in events)
+        try:
+            stats = asyncio.run(send_records(settings, records, rate=rate))
+        except KeyboardInterrupt:
+            raise SystemExit(130) from None
+        click.echo(
+            f"sent {stats.sent:,} events to {','.join(settings.input_topics)} "
+            f"in {stats.seconds:.1f}s ({stats.rate:,.0f}/s)"
+        )
+        return
+    assert out is not None
     console = Console(stderr=True)
     tally = _Tally()
     began = time.perf_counter()

@@ -20,7 +20,6 @@ from model.simulate import (
 )
 from model.simulate.oracle import PurchaseOracle
 from model.simulate.shopper import (
-    DWELL_MS,
     MAX_CART,
     N_INTENT,
     SEGMENTS,
@@ -263,13 +262,3 @@ def test_cli_simulate_writes_events_with_and_without_oracle(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     plain = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert [{k: v for k, v in line.items() if k != "oracle_purchase"} for line in lines] == plain
-
-
-def test_dwell_keeps_clicks_apart(small_run: list[SimulatedEvent]) -> None:
-    last: dict[str, tuple[int, str]] = {}
-    for item in small_run:
-        event = item.event
-        if event.user_id in last:
-            gap = event.ts - last[event.user_id][0]
-            assert gap >= DWELL_MS or (event.event_type == last[event.user_id][1] == "purchase")
-        last[event.user_id] = (event.ts, event.event_type)

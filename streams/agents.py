@@ -1,0 +1,181 @@
+"""Agents and timers: wiring between Faust and the pure batch processing."""
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from faust.types import EventT
+from mode import Service
+
+from model.scorer import SequenceScorer
+from streams.app import Runtime
+from streams.lag import LagMonitor
+from streams.metrics import WorkerMetrics
+from streams.processing import BatchResult, InputRecord, output_records, process_batch, stored_state
+from streams.publisher import BatchPublisher
+from streams.settings import Settings
+from streams.transport import RecordBundle
+
+# Events scored between two yields to the event loop: keeps each blocking slice short.
+SLICE_SIZE = 128
+# Bundles (one per fetched partition run) gathered into one micro-batch at most.
+MAX_BUNDLES = 32
+
+
+def _ms(timestamp: float | None) -> int | None:
+    return None if timestamp is None else int(timestamp * 1000)
+
+
+def input_records(event: EventT, consumed_at: float) -> list[InputRecord]:
+    """The records an event carries: a whole RecordBundle, or the one message."""
+    bundle = event.value
+    if isinstance(bundle, RecordBundle):
+        return [
+            InputRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, consumed_at)
+            for r in bundle
+        ]
+    m = event.message
+    return [
+        InputRecord(m.topic, m.partition, m.offset, m.key, m.value, _ms(m.timestamp), consumed_at)
+    ]
+
+
+class BatchHandler:
+    """Scores slices of records and queues every output; ``publish()`` sends and awaits them."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        scorer: SequenceScorer,
+        settings: Settings,
+        metrics: WorkerMetrics,
+        publisher: BatchPublisher,
+        horizon_ms: int,
+    ) -> None:
+        self.runtime = runtime
+        self.scorer = scorer
+        self.settings = settings
+        self.metrics = metrics
+        self.publisher = publisher
+        self.horizon_ms = horizon_ms
+        self.load_state = stored_state(runtime.user_states.get, scorer)
+        self._unpublished: list[BatchResult] = []
+
+    def handle(self, records: Sequence[InputRecord]) -> BatchResult:
+        """Score one slice (CPU only, no I/O) and queue its outputs and changelog records."""
+        started = time.perf_counter()
+        rebuilds_before = self.scorer.rebuilds
+        result = process_batch(
+            records,
+            scorer=self.scorer,
+            load_state=self.load_state,
+            max_event_bytes=self.settings.max_event_bytes,
+            horizon_ms=self.horizon_ms,
+        )
+        publisher, settings, table = self.publisher, self.settings, self.runtime.user_states
+        for dead in result.dead_letters:
+            out = dead.to_output()
+            publisher.enqueue(settings.dlq_topic, out.key, out.value, headers=out.headers or ())
+        for out in output_records(result):
+            publisher.enqueue(settings.output_topic, out.key, out.value)
+        changelog = table.changelog_topic
+        for user, (partition, state) in result.states.items():
+            key, value = table.put(user, partition, state)
+            publisher.enqueue(changelog, key, value, partition=partition)
+        self.metrics.batch_size.observe(len(records))
+        self.metrics.batch_duration.observe(time.perf_counter() - started)
+        self.metrics.state_rebuilds.inc(self.scorer.rebuilds - rebuilds_before)
+        self._unpublished.append(result)
+        return result
+
+    async def publish(self) -> None:
+        """Send everything queued and wait for the broker's acks (before inputs are acked)."""
+        await self.publisher.flush()
+        published_at = time.time()
+        results, self._unpublished = self._unpublished, []
+        for result in results:
+            observe_outputs(self.metrics, result, published_at)
+
+
+def observe_outputs(m: WorkerMetrics, result: BatchResult, published_at: float) -> None:
+    for dead in result.dead_letters:
+        m.events_consumed.labels(dead.record.topic, "invalid").inc()
+        m.invalid_events.labels(dead.reason).inc()
+        m.dlq_writes.labels(dead.reason).inc()
+    purchase, cart_abandon = m.scores.labels("purchase"), m.scores.labels("cart_abandon")
+    for scored in result.scored:
+        m.events_consumed.labels(scored.record.topic, scored.event.event_type).inc()
+        m.end_to_end_latency.observe(max(published_at - scored.event.ts / 1000.0, 0.0))
+        m.processing_latency.observe(max(published_at - scored.record.consumed_at, 0.0))
+        scores: Any = scored.message["scores"]
+        purchase.observe(scores["purchase"])
+        if scores["cart_abandon"] is not None:
+            cart_abandon.observe(scores["cart_abandon"])
+    m.propensities_published.inc(len(result.scored))
+
+
+def register_agents(
+    runtime: Runtime,
+    scorer: SequenceScorer,
+    settings: Settings,
+    metrics: WorkerMetrics,
+    horizon_ms: int,
+    publisher: BatchPublisher | None = None,
+) -> BatchHandler:
+    """Attach the scoring agent and the housekeeping timers to the app."""
+    app = runtime.app
+    publisher = publisher or BatchPublisher(settings.bootstrap)
+    handler = BatchHandler(runtime, scorer, settings, metrics, publisher, horizon_ms)
+    lag_monitor = LagMonitor(settings, metrics)
+
+    # concurrency must stay 1: faust-streaming #606 commits offsets past in-flight messages.
+    @app.agent(runtime.input_topic, name="score_events", concurrency=1)
+    async def score_events(stream: Any) -> None:
+        await publisher.prepare([settings.output_topic, settings.dlq_topic])
+        within = settings.batch_wait_ms / 1000.0
+        async for events in stream.take_events(MAX_BUNDLES, within=within):
+            consumed_at = time.time()
+            records = [r for e in events for r in input_records(e, consumed_at)]
+            for start in range(0, len(records), SLICE_SIZE):
+                handler.handle(records[start : start + SLICE_SIZE])
+                await asyncio.sleep(0)
+            await handler.publish()  # take_events acks this batch only after we return here
+
+    @app.timer(settings.sweep_interval_seconds)
+    async def expire_idle_users() -> None:
+        owned = active_partitions(runtime)
+        table = runtime.user_states
+        idle = table.idle_keys(int(time.time() * 1000), settings.user_ttl_ms, owned)
+        for key, partition in idle:
+            table.delete(key)
+            publisher.enqueue(table.changelog_topic, key, None, partition=partition)
+        await publisher.flush()
+        metrics.users_expired.inc(len(idle))
+
+    @app.timer(settings.lag_interval_seconds)
+    async def measure_lag() -> None:
+        await lag_monitor.measure(sorted(app.consumer.assignment()))
+        metrics.active_users.set(len(runtime.user_states))
+        metrics.state_bytes.set(runtime.user_states.size_bytes())
+
+    @app.timer(1.0)
+    async def report_readiness() -> None:
+        recovered = app.tables.recovery.completed.is_set()
+        metrics.ready.set(1 if recovered and not app.rebalancing else 0)
+
+    class KafkaClientsService(Service):
+        """Closes the worker's own Kafka clients when the app stops."""
+
+        async def on_stop(self) -> None:
+            await lag_monitor.close()
+            await publisher.stop()
+
+    app.service(KafkaClientsService)
+    return handler
+
+
+def active_partitions(runtime: Runtime) -> set[int]:
+    """Partitions of the input topics this worker actively owns (standbys excluded)."""
+    topics = set(runtime.input_topic.topics)
+    return {tp.partition for tp in runtime.app.assignor.assigned_actives() if tp.topic in topics}

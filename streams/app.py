@@ -1,0 +1,59 @@
+"""The one faust.App, its topics and the per-user state table, built from Settings."""
+
+from dataclasses import dataclass
+
+import faust
+from faust.types import TopicT
+
+from streams.settings import Settings
+from streams.tables import UserStateTable
+
+TABLE_NAME = "user-states"
+
+
+@dataclass
+class Runtime:
+    """Everything the agents are wired to (tests swap the output topics for captures)."""
+
+    app: faust.App
+    input_topic: TopicT
+    output_topic: TopicT
+    dlq_topic: TopicT
+    user_states: UserStateTable
+
+
+def create_app(settings: Settings) -> Runtime:
+    """Build the Faust app. Messages stay raw bytes: decoding is ours (orjson + schema)."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store=settings.table_store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_disable_leader=True,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,  # /metrics is served by prometheus_client (streams.worker)
+        autodiscover=False,
+        stream_wait_empty=False,
+        # At most this many records per fetch; they reach the agent as per-partition bundles.
+        broker_max_poll_records=settings.batch_size,
+        # Tansu holds a join for the whole rebalance timeout even with one member.
+        broker_rebalance_timeout=settings.rebalance_timeout_seconds,
+        broker_session_timeout=settings.session_timeout_seconds,
+    )
+    raw = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    input_topic = app.topic(*settings.input_topics, **raw)
+    output_topic = app.topic(settings.output_topic, **raw)
+    dlq_topic = app.topic(settings.dlq_topic, **raw)
+    # Table serializers follow the app's defaults (raw) set above.
+    table = app.Table(
+        TABLE_NAME, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
+    return Runtime(app, input_topic, output_topic, dlq_topic, UserStateTable(table))

@@ -1,0 +1,49 @@
+"""The naive baseline of `propensity bench`: a Faust agent that does nothing per event.
+
+Run as ``python -m streams.bench_naive BOOTSTRAP TOPIC EVENTS PARTITIONS``; prints one JSON line
+with the consumption window when it has seen EVENTS events, then exits.
+"""
+
+import json
+import sys
+import time
+
+import faust
+
+
+def main(bootstrap: str, topic_name: str, expected: int, partitions: int) -> None:
+    app = faust.App(
+        f"naive-{topic_name}",
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        topic_partitions=partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        autodiscover=False,
+        broker_rebalance_timeout=3.0,
+        broker_session_timeout=10.0,
+    )
+    topic = app.topic(topic_name, key_type=bytes, value_type=bytes, value_serializer="raw")
+    seen = {"n": 0, "first": 0.0}
+
+    @app.agent(topic)
+    async def count(stream):  # type: ignore[no-untyped-def]
+        async for _ in stream:
+            if seen["n"] == 0:
+                seen["first"] = time.time()
+            seen["n"] += 1
+            if seen["n"] >= expected:
+                last = time.time()
+                print(
+                    json.dumps({"events": seen["n"], "first": seen["first"], "last": last}),
+                    flush=True,
+                )
+                await app.stop()
+
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

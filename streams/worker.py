@@ -1,0 +1,84 @@
+"""Start the scoring worker: check the model and topics, then run the Faust app."""
+
+import logging
+
+import faust
+import torch
+from kafka.admin import KafkaAdminClient
+from prometheus_client import start_http_server
+
+from model.export import LoadedModel, load_model
+from model.scorer import SequenceScorer
+from schemas.exceptions import PropensityError
+from streams.admin import ensure_topics, service_topics
+from streams.agents import BatchHandler, register_agents
+from streams.app import Runtime, create_app
+from streams.metrics import WorkerMetrics
+from streams.publisher import BatchPublisher
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TopicLayoutError(PropensityError):
+    """Input topics whose partition counts differ from the state table's."""
+
+
+def check_partitions(settings: Settings) -> None:
+    """Every input topic must have `partitions` partitions: the table is co-partitioned."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    try:
+        described = admin.describe_topics(list(settings.input_topics))
+    finally:
+        admin.close()
+    for topic in described:
+        count = len(topic.get("partitions") or [])
+        if count != settings.partitions:
+            raise TopicLayoutError(
+                f"input topic {topic['topic']!r} has {count} partitions but PROPENSITY_PARTITIONS="
+                f"{settings.partitions}: the user-state table must be co-partitioned with the input"
+            )
+
+
+def build_worker(
+    settings: Settings,
+    model: LoadedModel,
+    metrics: WorkerMetrics,
+    publisher: BatchPublisher | None = None,
+) -> tuple[Runtime, BatchHandler]:
+    """The app with its agents, ready to run; tests pass their own publisher."""
+    runtime = create_app(settings)
+    scorer = SequenceScorer(model, window_size=settings.window_size, ttl_ms=settings.user_ttl_ms)
+    handler = register_agents(
+        runtime, scorer, settings, metrics, model.meta.horizon_ms, publisher=publisher
+    )
+    return runtime, handler
+
+
+def publish_model_info(metrics: WorkerMetrics, model: LoadedModel) -> None:
+    metrics.model_info.info(
+        {
+            "model_version": model.meta.model_version,
+            "horizon_ms": str(model.meta.horizon_ms),
+            "feature_spec_hash": model.meta.feature_spec_hash,
+        }
+    )
+    metrics.model_loaded.set(1)
+
+
+def run_worker(settings: Settings, *, create_topics: bool = True) -> None:
+    """Blocking: load the model (refusing a bad one), prepare topics and run until stopped."""
+    model = load_model(settings.model_path)  # raises ModelArtifactError with a one-line reason
+    torch.set_num_threads(settings.torch_threads)
+    if create_topics:
+        ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
+    check_partitions(settings)
+    metrics = WorkerMetrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
+    publish_model_info(metrics, model)
+    metrics.up.set(1)
+    runtime, _ = build_worker(settings, model, metrics)
+    log.info("serving model %s (horizon %d ms)", model.meta.model_version, model.meta.horizon_ms)
+    worker = faust.Worker(runtime.app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,51 @@
+"""Helpers for integration tests: produce and collect records (workers: streams.supervisor)."""
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.supervisor import WorkerProcess, start_worker
+
+__all__ = ["WorkerProcess", "collect", "produce", "start_worker"]
+
+
+async def produce(
+    bootstrap: str, records: list[tuple[str, bytes | None, bytes]]
+) -> list[tuple[str, int, int]]:
+    """Send (topic, key, value) records in order; return their (topic, partition, offset)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
+        metadata = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [(m.topic, m.partition, m.offset) for m in metadata]
+
+
+async def collect(
+    bootstrap: str, topics: list[str], expected: int, timeout: float = 90.0, settle: float = 2.0
+) -> list[Any]:
+    """Read topics from the start until ``expected`` records arrived (then ``settle`` more
+    seconds, to catch extras) or the timeout passed."""
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout
+    settled_at: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for messages in batch.values():
+                found.extend(messages)
+            if len(found) >= expected:
+                settled_at = settled_at or time.monotonic()
+                if time.monotonic() - settled_at >= settle:
+                    break
+    finally:
+        await consumer.stop()
+    return found

@@ -1,0 +1,462 @@
+"""The deploy/ folder: compose stack, image, dashboard and alert rules agree with the code."""
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import generate_latest, start_http_server
+
+from streams.metrics import WorkerMetrics
+from streams.settings import Settings, settings_table
+from tests import promql
+
+DEPLOY = promql.REPO_ROOT / "deploy"
+COMPOSE_PATH = DEPLOY / "docker-compose.yml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
+ALERTS_TEST_PATH = DEPLOY / "prometheus" / "alerts_test.yml"
+README = DEPLOY / "README.md"
+SETTING_ENV_NAMES = {env for _, env, _, _ in settings_table()}
+
+
+def load_yaml(path: Path) -> Any:
+    with path.open(encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = load_yaml(COMPOSE_PATH)
+    return document
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = compose["services"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def worker_env(services: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in services["worker"]["environment"].items()}
+
+
+@pytest.fixture(scope="module")
+def known_metrics() -> set[str]:
+    return promql.exported_metric_names()
+
+
+def unknown_metrics(expr: str, known: set[str]) -> set[str]:
+    return promql.metric_names(expr) - known
+
+
+def container_port(mapping: str) -> int:
+    """'127.0.0.1:9464:9464' or '9464:9464' or '9464' -> the container side, 9464."""
+    return int(mapping.split("/")[0].rsplit(":", 1)[-1])
+
+
+# --- compose -----------------------------------------------------------------------------
+
+
+def test_compose_has_the_stack(services: dict[str, Any]) -> None:
+    assert {"kafka", "topic-init", "worker", "prometheus", "grafana"} <= set(services)
+
+
+def test_every_image_is_pinned(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        if "image" not in service:
+            assert "build" in service, f"{name} has neither image nor build"
+            continue
+        image = service["image"]
+        assert "@sha256:" in image or re.fullmatch(r"[\w./-]+:[\w.-]+", image), f"{name}: {image}"
+        tag = image.rsplit(":", 1)[1]
+        assert tag != "latest" and re.search(r"\d+\.\d+", tag), f"{name}: {image} is not a version"
+
+
+def test_dockerfile_base_image_is_pinned() -> None:
+    bases = re.findall(r"^FROM\s+(\S+)", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    assert bases
+    for base in bases:
+        assert re.fullmatch(r"python:3\.11\.\d+-slim[\w.-]*", base), base
+
+
+def test_worker_environment_uses_only_setting_names(worker_env: dict[str, str]) -> None:
+    assert set(worker_env) <= SETTING_ENV_NAMES, set(worker_env) - SETTING_ENV_NAMES
+
+
+def test_worker_environment_parses_into_settings(worker_env: dict[str, str]) -> None:
+    settings = Settings.from_env(worker_env)
+    assert str(settings.model_path) == "/models/model.pt"
+    assert settings.bootstrap_servers == "kafka:9092"
+
+
+def test_dockerfile_env_uses_only_setting_names() -> None:
+    text = DOCKERFILE.read_text()
+    names = set(re.findall(r"\b((?:PROPENSITY|KAFKA)_[A-Z0-9_]+)=", text))
+    assert names, "the Dockerfile sets no PROPENSITY_* defaults"
+    assert names <= SETTING_ENV_NAMES, names - SETTING_ENV_NAMES
+
+
+def test_topic_init_creates_every_topic_the_worker_uses(
+    services: dict[str, Any], worker_env: dict[str, str]
+) -> None:
+    settings = Settings.from_env(worker_env)
+    script = "\n".join(services["topic-init"]["command"])
+    loop = re.search(r"for topic in ([^;]+);", script)
+    assert loop, script
+    created = set(loop.group(1).split())
+    assert {*settings.input_topics, settings.output_topic, settings.dlq_topic} <= created
+    assert f"--partitions {settings.partitions}" in script
+
+
+def test_worker_waits_for_kafka_and_topics(services: dict[str, Any]) -> None:
+    depends = services["worker"]["depends_on"]
+    assert depends["kafka"]["condition"] == "service_healthy"
+    assert depends["topic-init"]["condition"] == "service_completed_successfully"
+    assert "healthcheck" in services["kafka"]
+    assert services["topic-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+def test_worker_builds_from_the_deploy_dockerfile(services: dict[str, Any]) -> None:
+    build = services["worker"]["build"]
+    assert (COMPOSE_PATH.parent / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+
+
+def test_published_ports(services: dict[str, Any], worker_env: dict[str, str]) -> None:
+    def ports(name: str) -> set[int]:
+        return {container_port(p) for p in services[name].get("ports", [])}
+
+    assert int(worker_env["PROPENSITY_METRICS_PORT"]) in ports("worker")
+    assert 9090 in ports("prometheus")
+    assert 3000 in ports("grafana")
+
+
+def test_prometheus_scrapes_the_worker_metrics_port(worker_env: dict[str, str]) -> None:
+    config = load_yaml(PROMETHEUS_CONFIG)
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = [t for sc in jobs["propensity-worker"]["static_configs"] for t in sc["targets"]]
+    assert targets == [f"worker:{worker_env['PROPENSITY_METRICS_PORT']}"]
+    assert jobs["propensity-worker"].get("metrics_path", "/metrics") == "/metrics"
+
+
+def test_volumes(compose: dict[str, Any], services: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes") or {})
+    named_used, bind_sources = set(), []
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith((".", "/")):
+                bind_sources.append(source)
+            else:
+                named_used.add(source)
+    assert named_used == declared
+    # Where state lives: broker log, worker tables, TSDB, Grafana's database.
+    for name in ("kafka", "worker", "prometheus", "grafana"):
+        assert any(v.split(":")[0] in declared for v in services[name]["volumes"]), name
+    # Every bind-mounted config exists; the model folder is made by `propensity train`.
+    for source in bind_sources:
+        if source != "../artifacts":
+            assert (COMPOSE_PATH.parent / source).exists(), source
+
+
+def test_prometheus_mounts_its_config_and_rules(services: dict[str, Any]) -> None:
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in services["prometheus"]["volumes"]}
+    assert mounts["./prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    rule_files = load_yaml(PROMETHEUS_CONFIG)["rule_files"]
+    for rule_file in rule_files:
+        assert f"/etc/prometheus/{rule_file}" in mounts.values(), rule_file
+
+
+def test_grafana_provisioning_matches_the_mounts(services: dict[str, Any]) -> None:
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in services["grafana"]["volumes"]}
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    datasources = load_yaml(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    assert [d["uid"] for d in datasources] == ["prometheus"]
+    assert datasources[0]["url"] == "http://prometheus:9090"
+    providers = load_yaml(provisioning / "dashboards" / "dashboards.yml")["providers"]
+    assert [p["options"]["path"] for p in providers] == [mounts["./grafana/dashboards"]]
+    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+
+
+# --- kubernetes ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def k8s() -> dict[str, dict[str, Any]]:
+    """kind/name -> manifest, from every document of every file in deploy/k8s."""
+    found = {}
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        with path.open(encoding="utf-8") as f:
+            for document in yaml.safe_load_all(f):
+                found[f"{document['kind']}/{document['metadata']['name']}"] = document
+    return found
+
+
+def test_k8s_configmap_holds_only_settings(k8s: dict[str, dict[str, Any]]) -> None:
+    data = k8s["ConfigMap/propensity-worker"]["data"]
+    assert set(data) <= SETTING_ENV_NAMES, set(data) - SETTING_ENV_NAMES
+    assert all(isinstance(v, str) for v in data.values()), "ConfigMap data must be strings"
+    assert str(Settings.from_env(data).model_path) == "/models/model.pt"
+
+
+def test_k8s_deployment(k8s: dict[str, dict[str, Any]]) -> None:
+    pod = k8s["Deployment/propensity-worker"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["propensity", "worker"]
+    assert container["image"].rsplit(":", 1)[1] not in {"", "latest"}
+    assert {"configMapRef": {"name": "propensity-worker"}} in container["envFrom"]
+    metrics_port = int(k8s["ConfigMap/propensity-worker"]["data"]["PROPENSITY_METRICS_PORT"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == metrics_port
+    assert container["readinessProbe"]["exec"]["command"] == ["propensity-healthcheck"]
+    # The Dockerfile's user; mounts where the image expects the model and its data.
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert f"--uid {pod['securityContext']['runAsUser']} " in DOCKERFILE.read_text()
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/models", "/var/lib/propensity"} <= mounts
+    service = k8s["Service/propensity-worker"]["spec"]
+    assert {p["targetPort"] for p in service["ports"]} <= set(ports)
+    assert service["selector"].items() <= pod_labels(k8s).items()
+
+
+def pod_labels(k8s: dict[str, dict[str, Any]]) -> dict[str, str]:
+    labels: dict[str, str] = k8s["Deployment/propensity-worker"]["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    return labels
+
+
+# --- image ---------------------------------------------------------------------------------
+
+
+def test_dockerfile_essentials() -> None:
+    text = DOCKERFILE.read_text()
+    users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+    assert users and users[-1] not in {"root", "0"}
+    assert re.search(r"download\.pytorch\.org/whl/cpu\S*\s+\"?torch==\$\{TORCH_VERSION\}", text)
+    assert re.search(r"^ARG TORCH_VERSION=\d+\.\d+\.\d+$", text, flags=re.MULTILINE)
+    assert re.search(r"^HEALTHCHECK ", text, flags=re.MULTILINE)
+    assert 'CMD ["propensity", "worker"]' in text
+
+
+def load_healthcheck() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("healthcheck", DEPLOY / "healthcheck.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_healthcheck_reads_the_ready_gauge() -> None:
+    healthcheck = load_healthcheck()
+    metrics = WorkerMetrics()
+    assert not healthcheck.is_ready(generate_latest(metrics.registry).decode())
+    metrics.ready.set(1)
+    assert healthcheck.is_ready(generate_latest(metrics.registry).decode())
+
+
+def test_healthcheck_against_a_metrics_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    healthcheck = load_healthcheck()
+    metrics = WorkerMetrics()
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=metrics.registry)
+    try:
+        monkeypatch.setenv("PROPENSITY_METRICS_PORT", str(server.server_port))
+        assert healthcheck.main() == 1
+        metrics.ready.set(1)
+        assert healthcheck.main() == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert healthcheck.main() == 1  # nothing listens any more
+
+
+# --- dashboard -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dashboards() -> list[dict[str, Any]]:
+    files = promql.dashboard_files()
+    assert files, "no provisioned dashboards"
+    return [promql.load_dashboard(path) for path in files]
+
+
+def test_dashboard_uids_are_fixed_and_unique(dashboards: list[dict[str, Any]]) -> None:
+    uids = [d.get("uid") for d in dashboards]
+    assert all(uids) and len(set(uids)) == len(uids)
+    assert "propensity-worker" in uids
+
+
+def test_panel_ids_are_unique(dashboards: list[dict[str, Any]]) -> None:
+    for dashboard in dashboards:
+        ids = [p["id"] for p in promql.iter_panels(dashboard["panels"])]
+        assert len(set(ids)) == len(ids), dashboard["uid"]
+
+
+def test_every_panel_queries_the_provisioned_prometheus(dashboards: list[dict[str, Any]]) -> None:
+    for dashboard in dashboards:
+        for panel in promql.iter_panels(dashboard["panels"]):
+            if panel["type"] == "row":
+                continue
+            where = f"{dashboard['uid']} panel {panel['title']!r}"
+            assert panel.get("targets"), f"{where} has no target"
+            assert panel["datasource"]["uid"] == "prometheus", where
+            for target in panel["targets"]:
+                assert target.get("expr"), where
+                assert target["datasource"]["uid"] == "prometheus", where
+
+
+def test_dashboard_expressions_use_only_exported_metrics(known_metrics: set[str]) -> None:
+    expressions = promql.dashboard_expressions()
+    assert expressions
+    bad = {where: unknown_metrics(expr, known_metrics) for where, expr in expressions}
+    assert not {w: m for w, m in bad.items() if m}
+
+
+def test_dashboard_variables_use_only_exported_metrics(
+    dashboards: list[dict[str, Any]], known_metrics: set[str]
+) -> None:
+    for dashboard in dashboards:
+        for variable in dashboard.get("templating", {}).get("list", []):
+            query = variable["query"]
+            query = query["query"] if isinstance(query, dict) else query
+            selector = re.fullmatch(r"label_values\((\w+),\s*\w+\)", query)
+            assert selector, query
+            assert selector.group(1) in known_metrics, query
+
+
+def test_dashboard_covers_every_metric(known_metrics: set[str]) -> None:
+    used = set().union(*(promql.metric_names(e) for _, e in promql.dashboard_expressions()))
+    # Each family shown at least once (histograms through _bucket or _sum/_count).
+    families = {re.sub(r"_(total|bucket|sum|count|info)$", "", n) for n in known_metrics}
+    shown = {re.sub(r"_(total|bucket|sum|count|info)$", "", n) for n in used}
+    assert families - shown == set()
+
+
+def test_expanded_expressions_have_no_grafana_variables() -> None:
+    for where, expr in promql.all_expressions():
+        assert "$" not in expr, where
+
+
+# --- alert rules ---------------------------------------------------------------------------
+
+
+def test_alerts_are_labelled_and_explained() -> None:
+    rules = promql.alert_rules()
+    assert len(rules) >= 8
+    for rule in rules:
+        assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
+        assert re.fullmatch(r"\d+[smh]", rule["for"]), rule["alert"]
+
+
+def test_alert_expressions_use_only_exported_metrics(known_metrics: set[str]) -> None:
+    bad = {
+        where: unknown_metrics(expr, known_metrics) for where, expr in promql.alert_expressions()
+    }
+    assert not {w: m for w, m in bad.items() if m}
+
+
+def test_the_metric_check_catches_a_misspelled_metric(known_metrics: set[str]) -> None:
+    expr = 'sum by (topic) (rate(propensity_events_consumd_total{job="x"}[5m])) > bool 0'
+    assert unknown_metrics(expr, known_metrics) == {"propensity_events_consumd_total"}
+    assert unknown_metrics("propensity_worker_up_total == 0", known_metrics) == {
+        "propensity_worker_up_total"
+    }
+
+
+def test_metric_names_skips_functions_labels_and_durations() -> None:
+    expr = (
+        "histogram_quantile(0.99, sum by (le, head)"
+        ' (rate(propensity_score_bucket{head=~"a|b"}[5m]))) > 1e3'
+        ' and on () sum(up{job="w"} offset 5m) > 0 unless absent(propensity_model_info)'
+    )
+    assert promql.metric_names(expr) == {"propensity_score_bucket", "up", "propensity_model_info"}
+
+
+def test_every_alert_has_a_firing_and_a_silent_unit_test() -> None:
+    cases = [
+        case for test in load_yaml(ALERTS_TEST_PATH)["tests"] for case in test["alert_rule_test"]
+    ]
+    for rule in promql.alert_rules():
+        mine = [c for c in cases if c["alertname"] == rule["alert"]]
+        assert any(c.get("exp_alerts") for c in mine), f"{rule['alert']} never fires in a test"
+        assert any(not c.get("exp_alerts") for c in mine), (
+            f"{rule['alert']} is never silent in a test"
+        )
+
+
+def test_readme_explains_every_alert() -> None:
+    text = README.read_text()
+    for rule in promql.alert_rules():
+        assert rule["alert"] in text, rule["alert"]
+
+
+# --- promtool ------------------------------------------------------------------------------
+
+promtool_required = pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not on PATH"
+)
+
+
+def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["promtool", *map(str, args)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.prometheus
+@promtool_required
+def test_promtool_check_config() -> None:
+    result = promtool("check", "config", PROMETHEUS_CONFIG)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.prometheus
+@promtool_required
+def test_promtool_check_rules() -> None:
+    result = promtool("check", "rules", promql.ALERTS_PATH)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.prometheus
+@promtool_required
+def test_promtool_alert_unit_tests() -> None:
+    result = promtool("test", "rules", ALERTS_TEST_PATH)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.prometheus
+@promtool_required
+def test_promtool_unit_tests_catch_a_broken_alert(tmp_path: Path) -> None:
+    """The unit tests fail when an alert watches a metric the worker does not export."""
+    broken = promql.ALERTS_PATH.read_text().replace(
+        "propensity_model_loaded == 0", "propensity_model_ready == 0"
+    )
+    assert broken != promql.ALERTS_PATH.read_text()
+    (tmp_path / "alerts.yml").write_text(broken)
+    shutil.copy(ALERTS_TEST_PATH, tmp_path / "alerts_test.yml")
+    result = promtool("test", "rules", tmp_path / "alerts_test.yml")
+    assert result.returncode != 0
+    assert "PropensityModelNotLoaded" in result.stdout + result.stderr
+
+
+@pytest.mark.prometheus
+@promtool_required
+def test_dashboard_expressions_are_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each (expanded) panel query as the expression of a recording rule."""
+    rules = [
+        {"record": f"dashboard_check:expr_{i}", "expr": expr}
+        for i, (_, expr) in enumerate(promql.dashboard_expressions())
+    ]
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = promtool("check", "rules", path)
+    assert result.returncode == 0, result.stdout + result.stderr
