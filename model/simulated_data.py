@@ -1,0 +1,29 @@
+"""Simulated shoppers as a labelled Dataset, with the simulator's true purchase probability."""
+
+from dataclasses import asdict
+from typing import Any
+
+from model.data import Dataset, build_dataset
+from model.simulate import SimulationConfig, simulate
+
+
+def dataset_from_settings(settings: dict[str, Any]) -> Dataset:
+    """Re-run a simulation from its recorded settings (seeded, so the same events)."""
+    config = SimulationConfig(**settings)
+    events, oracle = [], []
+    for item in simulate(config):
+        events.append(item.event)
+        oracle.append(item.oracle_purchase)
+    return build_dataset(events, horizon_ms=config.horizon_ms, oracle=oracle)
+
+
+def simulated_dataset(
+    *, users: int, days: int, seed: int, horizon_ms: int | None = None
+) -> tuple[Dataset, dict[str, Any]]:
+    """Events of a seeded simulation labelled for ``horizon_ms`` (the simulator's default if
+    None); returns the dataset and the simulation settings (its fingerprint source)."""
+    kwargs: dict[str, Any] = {"n_users": users, "days": days, "seed": seed, "with_oracle": True}
+    if horizon_ms is not None:
+        kwargs["horizon_ms"] = horizon_ms
+    settings = asdict(SimulationConfig(**kwargs))
+    return dataset_from_settings(settings), settings

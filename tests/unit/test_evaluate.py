@@ -1,0 +1,122 @@
+"""Evaluation: metrics helpers, by-user bootstrap, leakage-free baseline features, the report."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.baseline_features import BASELINE_FEATURE_NAMES, user_features
+from model.bootstrap import interval, user_replicates
+from model.data import build_dataset
+from model.evaluate import evaluate
+from model.export import load_model
+from model.fitting import TrainConfig
+from model.metrics import best_f1_threshold, binary_metrics, expected_calibration_error, lift_at
+from model.train import train_file
+from tests.unit.shop_data import MIN, shop_events, write_jsonl
+
+H = 30 * MIN
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("eval")
+    data = write_jsonl(folder / "shop.jsonl", shop_events(300, seed=1), oracle=True)
+    model = folder / "model.pt"
+    train_file(data, model, horizon_ms=H, config=TrainConfig(threads=1).quick(), progress=False)
+    results = evaluate(model, data, folder / "report", bootstrap=20, threads=1)
+    return folder / "report", results
+
+
+def test_lift_and_ece_on_known_cases() -> None:
+    y = np.array([1, 0, 0, 0, 0, 0, 0, 0, 0, 1.0])
+    p = np.linspace(1, 0, 10)
+    assert lift_at(y, p, 0.1) == pytest.approx(5.0)
+    assert lift_at(y, np.full(10, 0.2), 0.1) == pytest.approx(1.0)  # ties: no free lift
+    assert expected_calibration_error(y, np.full(10, 0.2)) == pytest.approx(0.0)
+    assert expected_calibration_error(y, np.full(10, 0.7)) == pytest.approx(0.5)
+
+
+def test_threshold_maximises_f1_and_all_metrics_are_in_range() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(500) < 0.2).astype(float)
+    p = np.clip(y * 0.4 + rng.random(500) * 0.6, 0, 1)
+    threshold = best_f1_threshold(y, p)
+    m = binary_metrics(y, p, threshold)
+    assert 0.5 < m["roc_auc"] <= 1 and 0 < m["f1"] <= 1 and m["log_loss"] > 0
+    for other in (threshold - 0.1, threshold + 0.1):
+        assert binary_metrics(y, p, other)["f1"] <= m["f1"] + 1e-12
+
+
+def test_bootstrap_weights_move_a_users_events_together() -> None:
+    users = np.array([0, 0, 0, 1, 2, 2, 7])
+    for w in user_replicates(users, 30, seed=1):
+        assert w[0] == w[1] == w[2] and w[4] == w[5]
+        assert w[[0, 3, 4, 6]].sum() == 4  # four users drawn per replicate
+    assert interval(np.array([np.nan, 1.0, 2.0, 3.0])) == pytest.approx((1.05, 2.95))
+
+
+def test_baseline_features_use_only_the_past() -> None:
+    pairs = shop_events(60, seed=4)
+    events = [e for e, _ in pairs]
+    full = build_dataset(events, horizon_ms=H)
+    user = max(full.users, key=lambda u: len(u.ts))
+    cut = len(user.ts) // 2
+    mine = [e for e in events if e.user_id == user.user_id]
+    truncated = build_dataset(mine[:cut], horizon_ms=H).users[0]
+    np.testing.assert_array_equal(user_features(user)[:cut], user_features(truncated))
+    assert user_features(user).shape == (len(user.ts), len(BASELINE_FEATURE_NAMES))
+
+
+def test_report_folder_has_every_file_and_sane_figures(report: tuple[Path, dict]) -> None:
+    folder, _ = report
+    assert {"report.md", "metrics.json", "roc_purchase.png", "gains_purchase.png"} <= {
+        p.name for p in folder.iterdir()
+    }
+    on_disk = json.loads((folder / "metrics.json").read_text())
+    purchase = on_disk["heads"]["purchase"]
+    assert set(purchase["models"]) == {
+        "cnn_lstm",
+        "logistic_regression",
+        "lightgbm",
+        "all_negative",
+        "oracle",
+    }
+    for result in purchase["models"].values():
+        test = result["test"]
+        assert 0 <= test["roc_auc"] <= 1 and 0 <= test["brier"] <= 1 and 0 <= test["ece"] <= 1
+        low, high = result["ci"]["roc_auc"]
+        assert (low <= test["roc_auc"] + 1e-9 and test["roc_auc"] <= high + 1e-9) or low == high
+    assert purchase["models"]["all_negative"]["test"]["roc_auc"] == 0.5
+    assert purchase["models"]["all_negative"]["test"]["f1"] == 0
+    assert "event_type" in purchase["buckets"] and "session_position" in purchase["buckets"]
+    text = (folder / "report.md").read_text()
+    assert "Horizon: 30 minutes" in text and "Oracle" in text and "![roc purchase]" in text
+
+
+def test_the_artifact_split_is_reused_on_its_own_data(report: tuple[Path, dict]) -> None:
+    folder, results = report
+    meta = load_model(folder.parent / "model.pt").meta
+    assert results["split"]["val_start_ms"] == meta.metrics["split"]["val_start_ms"]
+    assert results["split_source"].startswith("cut points recorded")
+    assert (
+        results["heads"]["purchase"]["test_events"]
+        == meta.metrics["windows"]["test"]["purchase_events"]
+    )
+
+
+def test_simulated_evaluation_shows_the_oracle(tmp_path: Path) -> None:
+    from model.evaluate import evaluate_simulated
+    from model.train import train_simulated
+
+    model = tmp_path / "sim.pt"
+    train_simulated(model, quick=True, progress=False, users=80, days=3)
+    results = evaluate_simulated(model, tmp_path / "report", bootstrap=5, threads=1)
+    oracle = results["heads"]["purchase"]["models"]["oracle"]["test"]["roc_auc"]
+    assert 0.5 < oracle <= 1.0
+    assert "cnn_lstm - oracle" in results["heads"]["purchase"]["differences"]
+    assert (
+        "Oracle (the simulator's true probability)"
+        in (tmp_path / "report" / "report.md").read_text()
+    )
