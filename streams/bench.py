@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -121,26 +122,33 @@ def _naive_faust(
     bootstrap: str, topic: str, partitions: int, expected: int, timeout: float
 ) -> StageResult:
     """(b) A Faust agent that does nothing with each event (standard kafka:// transport)."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streams.bench_naive",
-            bootstrap,
-            topic,
-            str(expected),
-            str(partitions),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    line = next((x for x in out.stdout.splitlines() if x.startswith("{")), None)
-    if line is None:
-        raise RuntimeError(
-            f"naive Faust agent printed no result:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"
-        )
-    data = json.loads(line)
+    with tempfile.TemporaryDirectory() as tmp:
+        result, log = Path(tmp) / "result.json", Path(tmp) / "naive.log"
+        with log.open("wb") as handle:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "streams.bench_naive",
+                    bootstrap,
+                    topic,
+                    str(expected),
+                    str(partitions),
+                    str(result),
+                ],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        try:
+            while not result.exists() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            process.terminate()
+            process.wait(30)
+        if not result.exists():
+            raise RuntimeError(f"naive Faust agent gave no result:\n{log.read_text()[-3000:]}")
+        data = json.loads(result.read_text())
     return StageResult(
         "Faust agent doing nothing (naive)", data["events"], data["last"] - data["first"]
     )

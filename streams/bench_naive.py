@@ -1,17 +1,19 @@
 """The naive baseline of `propensity bench`: a Faust agent that does nothing per event.
 
-Run as ``python -m streams.bench_naive BOOTSTRAP TOPIC EVENTS PARTITIONS``; prints one JSON line
-with the consumption window when it has seen EVENTS events, then exits.
+Run as ``python -m streams.bench_naive BOOTSTRAP TOPIC EVENTS PARTITIONS RESULT_FILE``. When it
+has seen EVENTS events it writes the consumption window as JSON to RESULT_FILE; the caller
+then stops it (Faust redirects stdout to its log, so a file is the reliable channel).
 """
 
 import json
 import sys
 import time
+from pathlib import Path
 
 import faust
 
 
-def main(bootstrap: str, topic_name: str, expected: int, partitions: int) -> None:
+def main(bootstrap: str, topic_name: str, expected: int, partitions: int, result: Path) -> None:
     app = faust.App(
         f"naive-{topic_name}",
         broker=f"kafka://{bootstrap}",
@@ -33,17 +35,12 @@ def main(bootstrap: str, topic_name: str, expected: int, partitions: int) -> Non
             if seen["n"] == 0:
                 seen["first"] = time.time()
             seen["n"] += 1
-            if seen["n"] >= expected:
-                last = time.time()
-                print(
-                    json.dumps({"events": seen["n"], "first": seen["first"], "last": last}),
-                    flush=True,
-                )
-                await app.stop()
+            if seen["n"] == expected:
+                window = {"events": seen["n"], "first": seen["first"], "last": time.time()}
+                result.write_text(json.dumps(window))
 
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
-    worker.execute_from_commandline()
+    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]))
