@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -26,10 +27,15 @@ async def produce(
 
 
 async def collect(
-    bootstrap: str, topics: list[str], expected: int, timeout: float = 90.0, settle: float = 2.0
+    bootstrap: str,
+    topics: list[str],
+    expected: int,
+    timeout: float = 90.0,
+    settle: float = 2.0,
+    complete: Callable[[list[Any]], bool] | None = None,
 ) -> list[Any]:
-    """Read topics from the start until ``expected`` records arrived (then ``settle`` more
-    seconds, to catch extras) or the timeout passed."""
+    """Read topics from the start until ``expected`` records arrived (or ``complete(found)``
+    says so), then ``settle`` more seconds to catch extras, or until the timeout passed."""
     consumer = AIOKafkaConsumer(
         *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
@@ -42,7 +48,7 @@ async def collect(
             batch = await consumer.getmany(timeout_ms=300)
             for messages in batch.values():
                 found.extend(messages)
-            if len(found) >= expected:
+            if complete(found) if complete else len(found) >= expected:
                 settled_at = settled_at or time.monotonic()
                 if time.monotonic() - settled_at >= settle:
                     break

@@ -7,16 +7,19 @@ offset + 1), so this test asserts delivery, not score continuity.
 """
 
 import asyncio
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from streams.admin import ensure_topics, service_topics
 from streams.broker import free_port
+from streams.producer import OutgoingRecord, send_records
 from streams.settings import Settings
-from tests.kafka_helpers import collect, produce, start_worker
+from tests.kafka_helpers import collect, start_worker
 
 pytestmark = pytest.mark.integration
 T0 = 1_700_000_000_000
@@ -40,7 +43,7 @@ def test_no_input_is_lost_when_the_worker_is_killed(
     )
     ensure_topics(kafka_bootstrap, service_topics(settings), settings.partitions)
     records = []
-    for i in range(6000):
+    for i in range(9000):
         user = f"user-{i % 97}"
         body = {
             "event_id": f"e{i}",
@@ -50,10 +53,14 @@ def test_no_input_is_lost_when_the_worker_is_killed(
             "ts": T0 + i * 1000,
         }
         records.append((settings.input_topics[0], user.encode(), orjson.dumps(body)))
-    asyncio.run(produce(kafka_bootstrap, records))
-
     first = start_worker(settings, tmp_path / "first.log")
     first.wait_ready()
+    # Paced input (about 3 s), so the kill lands while events are still arriving.
+    outgoing = (OutgoingRecord(topic, key, value) for topic, key, value in records)
+    producer = threading.Thread(
+        target=lambda: asyncio.run(send_records(settings, outgoing, rate=3000)), daemon=True
+    )
+    producer.start()
     deadline = time.monotonic() + 60
     while (first.metric_value("propensity_propensities_published_total") or 0) < 500:
         assert time.monotonic() < deadline, "the first worker published nothing"
@@ -61,18 +68,28 @@ def test_no_input_is_lost_when_the_worker_is_killed(
     first.process.kill()  # no graceful shutdown, no final commit
     first.process.wait()
     published_before_kill = asyncio.run(
-        collect(kafka_bootstrap, [settings.output_topic], expected=len(records), timeout=3, settle=0)
+        collect(
+            kafka_bootstrap, [settings.output_topic], expected=len(records), timeout=3, settle=0
+        )
     )
     assert len(published_before_kill) < len(records), "the kill came too late to test anything"
+    producer.join(60)
 
     second = start_worker(settings, tmp_path / "second.log")
     try:
         second.wait_ready()
+        wanted = {f"e{i}" for i in range(len(records))}
+
+        def all_scored(found: list[Any]) -> bool:
+            return {orjson.loads(m.value)["event_id"] for m in found} >= wanted
+
         outputs = asyncio.run(
-            collect(kafka_bootstrap, [settings.output_topic], expected=len(records), timeout=120)
+            collect(
+                kafka_bootstrap, [settings.output_topic], len(records), 120, complete=all_scored
+            )
         )
         seen = {orjson.loads(m.value)["event_id"] for m in outputs}
-        missing = {f"e{i}" for i in range(len(records))} - seen
+        missing = wanted - seen
         assert not missing, f"{len(missing)} events never scored, e.g. {sorted(missing)[:5]}"
         # At-least-once: duplicates are allowed, and the kill happened mid-stream.
         assert len(outputs) >= len(records)
