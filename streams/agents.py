@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,19 +100,28 @@ class BatchHandler:
 
 
 def observe_outputs(m: WorkerMetrics, result: BatchResult, published_at: float) -> None:
+    """Record one published slice: counters once per label set, histograms per event."""
+    consumed: Counter[tuple[str, str]] = Counter()
+    invalid: Counter[str] = Counter()
     for dead in result.dead_letters:
-        m.events_consumed.labels(dead.record.topic, "invalid").inc()
-        m.invalid_events.labels(dead.reason).inc()
-        m.dlq_writes.labels(dead.reason).inc()
-    purchase, cart_abandon = m.scores.labels("purchase"), m.scores.labels("cart_abandon")
+        consumed[(dead.record.topic, "invalid")] += 1
+        invalid[dead.reason] += 1
+    end_to_end, processing = m.end_to_end_latency.observe, m.processing_latency.observe
+    purchase = m.scores.labels("purchase").observe
+    cart_abandon = m.scores.labels("cart_abandon").observe
     for scored in result.scored:
-        m.events_consumed.labels(scored.record.topic, scored.event.event_type).inc()
-        m.end_to_end_latency.observe(max(published_at - scored.event.ts / 1000.0, 0.0))
-        m.processing_latency.observe(max(published_at - scored.record.consumed_at, 0.0))
+        consumed[(scored.record.topic, scored.event.event_type)] += 1
+        end_to_end(max(published_at - scored.event.ts / 1000.0, 0.0))
+        processing(max(published_at - scored.record.consumed_at, 0.0))
         scores: Any = scored.message["scores"]
-        purchase.observe(scores["purchase"])
+        purchase(scores["purchase"])
         if scores["cart_abandon"] is not None:
-            cart_abandon.observe(scores["cart_abandon"])
+            cart_abandon(scores["cart_abandon"])
+    for (topic, event_type), count in consumed.items():
+        m.events_consumed.labels(topic, event_type).inc(count)
+    for reason, count in invalid.items():
+        m.invalid_events.labels(reason).inc(count)
+        m.dlq_writes.labels(reason).inc(count)
     m.propensities_published.inc(len(result.scored))
 
 

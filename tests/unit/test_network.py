@@ -21,7 +21,8 @@ def small() -> ModelConfig:
 def test_shapes_and_probabilities() -> None:
     net = PropensityNet(small()).eval()
     x = torch.randn(4, 9, N_FEATURES)
-    probs = net(x)
+    with torch.no_grad():
+        probs = net(x)
     assert probs.shape == (4, 9, len(HEADS))
     assert float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0
     assert net.logits(x).shape == (4, 9, len(HEADS))
