@@ -30,19 +30,6 @@ class Score(NamedTuple):
     cart_items: int
 
 
-def _waves(events: Sequence[ShopEvent]) -> list[list[int]]:
-    """Split a batch so that each user appears at most once per wave, in arrival order."""
-    seen: dict[str, int] = {}
-    waves: list[list[int]] = []
-    for i, event in enumerate(events):
-        depth = seen.get(event.user_id, 0)
-        seen[event.user_id] = depth + 1
-        if depth == len(waves):
-            waves.append([])
-        waves[depth].append(i)
-    return waves
-
-
 class SequenceScorer:
     """Applies events to user states and scores them with a loaded TorchScript model."""
 
@@ -125,40 +112,98 @@ class SequenceScorer:
     def score(
         self, events: Sequence[ShopEvent], states: dict[str, UserState], now_ms: int
     ) -> list[Score]:
-        """Apply ``events`` (arrival order) to ``states`` (updated in place); one Score each."""
+        """Apply ``events`` (arrival order) to ``states`` (updated in place); one Score each.
+
+        Each user's events in the batch form a segment that continues from the stored state;
+        segments of equal length run through the network together, so a batch costs one call
+        per distinct segment length rather than one per event or per repeat of a user.
+        """
         scores: list[Score | None] = [None] * len(events)
-        for wave in _waves(events):
-            stepped: list[tuple[int, UserState, list[float]]] = []
-            for i in wave:
-                event = events[i]
-                record = record_from_event(event)
-                state = states.get(event.user_id)
-                if state is None or (state.sequence and record.ts - state.last_ts > self.ttl_ms):
-                    state = self.new_state(now_ms)
-                if state.model_tag != self.tag or (state.sequence and record.ts < state.last_ts):
-                    state, scores[i] = self._rebuild(state, record, now_ms)
-                else:
-                    state.updated_ms = now_ms
-                    stepped.append((i, state, self._append(state, record)))
-                states[event.user_id] = state
-            if stepped:
-                self._step(stepped, scores)
+        by_length: dict[int, list[_Segment]] = {}
+        for user, indices in _by_user(events).items():
+            segment = self._advance(
+                user, [events[i] for i in indices], indices, states, now_ms, scores
+            )
+            if segment.rows:
+                by_length.setdefault(len(segment.rows), []).append(segment)
+        for segments in by_length.values():
+            self._run(segments, scores)
         return [s for s in scores if s is not None]
 
-    def _step(
-        self, stepped: list[tuple[int, UserState, list[float]]], scores: list[Score | None]
-    ) -> None:
-        x = torch.from_numpy(np.array([row for _, _, row in stepped], np.float32)).unsqueeze(1)
-        window = torch.from_numpy(np.stack([s.window for _, s, _ in stepped]))
-        h = torch.from_numpy(np.stack([s.h for _, s, _ in stepped]))
-        c = torch.from_numpy(np.stack([s.c for _, s, _ in stepped]))
+    def _advance(
+        self,
+        user: str,
+        user_events: list[ShopEvent],
+        indices: list[int],
+        states: dict[str, UserState],
+        now_ms: int,
+        scores: list[Score | None],
+    ) -> "_Segment":
+        """Encode one user's events in order; rebuilds and TTL resets end a segment early."""
+        state = states.get(user)
+        segment = _Segment(state) if state is not None else _Segment(self.new_state(now_ms))
+        for i, event in zip(indices, user_events, strict=True):
+            record = record_from_event(event)
+            state = segment.state
+            expired = state.sequence and record.ts - state.last_ts > self.ttl_ms
+            rebuild = state.model_tag != self.tag or (state.sequence and record.ts < state.last_ts)
+            if (expired or rebuild) and segment.rows:
+                self._run([segment], scores)  # score what is pending before the state changes
+                segment = _Segment(segment.state)
+            if expired:
+                segment = _Segment(self.new_state(now_ms))
+                state = segment.state
+                rebuild = state.model_tag != self.tag
+            if rebuild:
+                state, scores[i] = self._rebuild(state, record, now_ms)
+                segment = _Segment(state)
+            else:
+                state.updated_ms = now_ms
+                segment.add(i, self._append(state, record), state.encoder.cart_items)
+        states[user] = segment.state
+        return segment
+
+    def _run(self, segments: list["_Segment"], scores: list[Score | None]) -> None:
+        """Run equal-length segments from their states; store scores and the new states."""
+        x = torch.from_numpy(np.array([seg.rows for seg in segments], np.float32))  # (B, T, F)
+        window = torch.from_numpy(np.stack([seg.state.window for seg in segments]))
+        h = torch.from_numpy(np.stack([seg.state.h for seg in segments]))
+        c = torch.from_numpy(np.stack([seg.state.c for seg in segments]))
         with torch.inference_mode():
             probs, window, h, c = self.module.run(x, window, h, c)
-        probs_list = probs[:, 0, :].tolist()
+        probs_list = probs.tolist()
         window_np, h_np, c_np = window.numpy(), h.numpy(), c.numpy()
-        for j, (i, state, _) in enumerate(stepped):
-            state.window, state.h, state.c = window_np[j], h_np[j], c_np[j]
-            scores[i] = self._score(probs_list[j], state.encoder.cart_items)
+        for b, seg in enumerate(segments):
+            seg.state.window, seg.state.h, seg.state.c = window_np[b], h_np[b], c_np[b]
+            for t, (i, cart_items) in enumerate(zip(seg.indices, seg.carts, strict=True)):
+                scores[i] = self._score(probs_list[b][t], cart_items)
+        for seg in segments:
+            seg.rows, seg.indices, seg.carts = [], [], []
+
+
+class _Segment:
+    """Consecutive events of one user, encoded and waiting for one network call."""
+
+    __slots__ = ("carts", "indices", "rows", "state")
+
+    def __init__(self, state: UserState) -> None:
+        self.state = state
+        self.rows: list[list[float]] = []
+        self.indices: list[int] = []
+        self.carts: list[int] = []
+
+    def add(self, index: int, row: list[float], cart_items: int) -> None:
+        self.rows.append(row)
+        self.indices.append(index)
+        self.carts.append(cart_items)
+
+
+def _by_user(events: Sequence[ShopEvent]) -> dict[str, list[int]]:
+    """Indices of each user's events, in arrival order."""
+    grouped: dict[str, list[int]] = {}
+    for i, event in enumerate(events):
+        grouped.setdefault(event.user_id, []).append(i)
+    return grouped
 
 
 def score_offline(
