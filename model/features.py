@@ -15,10 +15,12 @@ import numpy as np
 
 from schemas.events import EVENT_TYPE_INDEX, EVENT_TYPES, ShopEvent
 
-ENCODER_VERSION: Final = 1
+ENCODER_VERSION: Final = 2
 SESSION_GAP_MS: Final = 30 * 60 * 1000
 MAX_CART_ITEMS: Final = 32
 MAX_RECENT_ITEMS: Final = 16
+MAX_RECENT_CATEGORIES: Final = 8  # the last few events' categories, repeats kept
+MAX_SESSION_CATEGORIES: Final = 8  # per-category event counts of the current session
 
 VIEW, ADD_TO_CART, REMOVE_FROM_CART, WISHLIST, PURCHASE = range(len(EVENT_TYPES))
 
@@ -38,6 +40,11 @@ FEATURE_NAMES: Final = (
     "hour_sin",
     "hour_cos",
     "log_events_total",
+    "same_category_as_previous",
+    "category_recent_share",
+    "log_session_category_events",
+    "session_dominant_category_share",
+    "recent_dominant_category_share",
 )
 N_FEATURES: Final = len(FEATURE_NAMES)
 
@@ -51,6 +58,8 @@ def feature_spec_hash() -> str:
         "session_gap_ms": SESSION_GAP_MS,
         "max_cart_items": MAX_CART_ITEMS,
         "max_recent_items": MAX_RECENT_ITEMS,
+        "max_recent_categories": MAX_RECENT_CATEGORIES,
+        "max_session_categories": MAX_SESSION_CATEGORIES,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -64,6 +73,7 @@ class EventRecord(NamedTuple):
     session: int
     price: float
     quantity: int
+    category: int  # stable_hash of the category code; 0 when the event has none
 
 
 def stable_hash(text: str | None) -> int:
@@ -81,6 +91,7 @@ def record_from_event(event: ShopEvent) -> EventRecord:
         session=stable_hash(event.session_id),
         price=price,
         quantity=1 if event.quantity is None else min(event.quantity, 65_535),
+        category=stable_hash(event.category or None),
     )
 
 
@@ -91,8 +102,10 @@ class EncoderState:
         "cart",
         "n_events",
         "prev_ts",
+        "recent_categories",
         "recent_items",
         "session",
+        "session_categories",
         "session_events",
         "session_start",
     )
@@ -105,6 +118,8 @@ class EncoderState:
         self.session_events = 0
         self.cart: dict[int, tuple[int, float]] = {}  # item -> (quantity, unit price)
         self.recent_items: list[int] = []
+        self.recent_categories: list[int] = []  # oldest first, one per event, 0 = none
+        self.session_categories: dict[int, int] = {}  # category -> events this session
 
     @property
     def cart_items(self) -> int:
@@ -124,6 +139,47 @@ def _update_cart(state: EncoderState, record: EventRecord) -> None:
             del cart[next(iter(cart))]
     elif record.event_type in (REMOVE_FROM_CART, PURCHASE):
         cart.pop(record.item, None)
+
+
+def _category_features(
+    state: EncoderState, record: EventRecord, new_session: bool
+) -> tuple[float, ...]:
+    """Advance the category memory by one event; how consistent its categories are.
+
+    A shopper who means to buy keeps looking within one category; one who browses drifts.
+    An event without a category (0) matches nothing and is not counted in the session.
+    """
+    category = record.category
+    recent = state.recent_categories
+    if new_session:
+        state.session_categories = {}
+    counts = state.session_categories
+    known = category != 0
+    same_as_previous = known and bool(recent) and recent[-1] == category
+    recent_share = recent.count(category) / len(recent) if known and recent else 0.0
+    recent.append(category)
+    if len(recent) > MAX_RECENT_CATEGORIES:
+        del recent[0]
+    in_session = 0
+    if known:
+        in_session = counts.pop(category, 0) + 1
+        counts[category] = in_session  # most recently seen last
+        if len(counts) > MAX_SESSION_CATEGORIES:
+            smallest = min(counts.values())
+            del counts[next(c for c, n in counts.items() if n == smallest)]
+    session_dominant = max(counts.values(), default=0) / state.session_events
+    tally: dict[int, int] = {}
+    for c in recent:
+        if c:
+            tally[c] = tally.get(c, 0) + 1
+    recent_dominant = max(tally.values(), default=0) / len(recent)
+    return (
+        1.0 if same_as_previous else 0.0,
+        recent_share,
+        math.log1p(in_session) / 4.0,
+        session_dominant,
+        recent_dominant,
+    )
 
 
 def encode_step(state: EncoderState, record: EventRecord) -> list[float]:
@@ -147,6 +203,7 @@ def encode_step(state: EncoderState, record: EventRecord) -> list[float]:
     recent.append(record.item)
     if len(recent) > MAX_RECENT_ITEMS:
         del recent[0]
+    categories = _category_features(state, record, new_session)
 
     row = [0.0] * N_FEATURES
     row[record.event_type] = 1.0
@@ -166,6 +223,7 @@ def encode_step(state: EncoderState, record: EventRecord) -> list[float]:
         math.sin(2.0 * math.pi * hour / 24.0),
         math.cos(2.0 * math.pi * hour / 24.0),
         math.log1p(state.n_events) / 6.0,
+        *categories,
     )
     return row
 

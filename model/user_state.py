@@ -13,7 +13,7 @@ import numpy as np
 
 from model.features import EncoderState, EventRecord
 
-STATE_FORMAT: Final = 1
+STATE_FORMAT: Final = 2
 
 SEQUENCE_DTYPE: Final = np.dtype(
     [
@@ -23,16 +23,19 @@ SEQUENCE_DTYPE: Final = np.dtype(
         ("session", "<u4"),
         ("price", "<f4"),
         ("quantity", "<u2"),
+        ("category", "<u4"),
     ]
 )
 # The same layout as SEQUENCE_DTYPE, for packing one record without numpy overhead.
-SEQUENCE_RECORD: Final = struct.Struct("<qBIIfH")
+SEQUENCE_RECORD: Final = struct.Struct("<qBIIfHI")
 assert SEQUENCE_RECORD.size == SEQUENCE_DTYPE.itemsize
 CART_DTYPE: Final = np.dtype([("item", "<u4"), ("quantity", "<u4"), ("price", "<f4")])
+SESSION_CATEGORY_DTYPE: Final = np.dtype([("category", "<u4"), ("events", "<u4")])
 
 # format, model tag, last update (wall ms), sequence length, cart size, recent size,
-# context rows, hidden size, then the encoder scalars.
-_HEADER = struct.Struct("<BIqHBBHHIqIqI")
+# recent-categories size, session-categories size, context rows, hidden size, then the
+# encoder scalars.
+_HEADER = struct.Struct("<BIqHBBBBHHIqIqI")
 
 
 def model_tag(model_version: str) -> int:
@@ -91,6 +94,8 @@ def encode_state(state: UserState) -> bytes:
         [(item, qty, price) for item, (qty, price) in enc.cart.items()], dtype=CART_DTYPE
     )
     recent = np.asarray(enc.recent_items, dtype="<u4")
+    recent_categories = np.asarray(enc.recent_categories, dtype="<u4")
+    session_categories = np.array(list(enc.session_categories.items()), SESSION_CATEGORY_DTYPE)
     header = _HEADER.pack(
         STATE_FORMAT,
         state.model_tag,
@@ -98,6 +103,8 @@ def encode_state(state: UserState) -> bytes:
         state.length,
         len(cart),
         len(recent),
+        len(recent_categories),
+        len(session_categories),
         state.window.shape[0],
         state.h.shape[0],
         enc.n_events,
@@ -111,6 +118,8 @@ def encode_state(state: UserState) -> bytes:
             header,
             cart.tobytes(),
             recent.tobytes(),
+            recent_categories.tobytes(),
+            session_categories.tobytes(),
             state.window.astype("<f4", copy=False).tobytes(),
             state.h.astype("<f4", copy=False).tobytes(),
             state.c.astype("<f4", copy=False).tobytes(),
@@ -130,6 +139,8 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
         n_seq,
         n_cart,
         n_recent,
+        n_recent_categories,
+        n_session_categories,
         context,
         hidden,
         n_events,
@@ -143,6 +154,10 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
     offset += n_cart * CART_DTYPE.itemsize
     recent = np.frombuffer(raw, "<u4", n_recent, offset)
     offset += n_recent * 4
+    recent_categories = np.frombuffer(raw, "<u4", n_recent_categories, offset)
+    offset += n_recent_categories * 4
+    session_categories = np.frombuffer(raw, SESSION_CATEGORY_DTYPE, n_session_categories, offset)
+    offset += n_session_categories * SESSION_CATEGORY_DTYPE.itemsize
     window = np.frombuffer(raw, "<f4", context * n_features, offset).reshape(context, n_features)
     offset += context * n_features * 4
     h = np.frombuffer(raw, "<f4", hidden, offset)
@@ -157,6 +172,8 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
     enc.session_start, enc.session_events = session_start, session_events
     enc.cart = {int(i): (int(q), float(p)) for i, q, p in cart.tolist()}
     enc.recent_items = recent.tolist()
+    enc.recent_categories = recent_categories.tolist()
+    enc.session_categories = {int(c): int(n) for c, n in session_categories.tolist()}
     return UserState(tag, updated, enc, window, h, c, sequence)
 
 

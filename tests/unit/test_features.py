@@ -4,12 +4,15 @@ import numpy as np
 
 from model.features import (
     FEATURE_NAMES,
+    MAX_RECENT_CATEGORIES,
+    MAX_SESSION_CATEGORIES,
     N_FEATURES,
     EncoderState,
     encode_events,
     encode_step,
     feature_spec_hash,
     record_from_event,
+    stable_hash,
 )
 from schemas.events import ShopEvent
 
@@ -70,3 +73,62 @@ def test_step_and_fold_agree() -> None:
 def test_spec_hash_is_stable() -> None:
     assert feature_spec_hash() == feature_spec_hash()
     assert len(feature_spec_hash()) == 16
+
+
+def category_columns(events: list[ShopEvent]) -> dict[str, list[float]]:
+    features, _ = encode_events(events)
+    names = (
+        "same_category_as_previous",
+        "category_recent_share",
+        "log_session_category_events",
+        "session_dominant_category_share",
+        "recent_dominant_category_share",
+    )
+    return {n: features[:, FEATURE_NAMES.index(n)].tolist() for n in names}
+
+
+def test_category_features_on_a_small_sequence() -> None:
+    events = [
+        ev("view", "a", 0, session_id="s1", category="shoes"),
+        ev("view", "b", 10, session_id="s1", category="shoes"),
+        ev("view", "c", 20, session_id="s1", category="books"),
+        ev("view", "d", 30, session_id="s1"),  # no category: matches nothing
+        ev("view", "e", 40, session_id="s1", category="shoes"),
+        ev("view", "f", 50, session_id="s2", category="books"),  # a new session
+    ]
+    cols = category_columns(events)
+    assert cols["same_category_as_previous"] == [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    # share of the (up to 8) earlier events in this event's category
+    np.testing.assert_allclose(
+        cols["category_recent_share"], [0.0, 1.0, 0.0, 0.0, 2 / 4, 1 / 5], rtol=1e-6
+    )
+    counts = [1, 2, 1, 0, 3, 1]  # events of this category in the session, this one included
+    np.testing.assert_allclose(
+        cols["log_session_category_events"], [np.log1p(c) / 4 for c in counts], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        cols["session_dominant_category_share"], [1, 1, 2 / 3, 2 / 4, 3 / 5, 1], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        cols["recent_dominant_category_share"], [1, 1, 2 / 3, 2 / 4, 3 / 5, 3 / 6], rtol=1e-6
+    )
+
+
+def test_category_features_are_causal_and_bounded() -> None:
+    events = [
+        ev("view", str(i), i * 10, category=f"c{i % 11}" if i % 4 else None) for i in range(60)
+    ]
+    full, _ = encode_events(events)
+    for t in (1, 2, 9, 30, 59):
+        prefix, _ = encode_events(events[:t])
+        np.testing.assert_array_equal(prefix, full[:t])
+    state = EncoderState()
+    for e in events:
+        encode_step(state, record_from_event(e))
+    assert len(state.recent_categories) == MAX_RECENT_CATEGORIES
+    assert len(state.session_categories) <= MAX_SESSION_CATEGORIES
+
+
+def test_record_carries_a_stable_category_hash() -> None:
+    assert record_from_event(ev("view", "a", 0, category="shoes")).category == stable_hash("shoes")
+    assert record_from_event(ev("view", "a", 0)).category == 0

@@ -37,6 +37,7 @@ def random_stream(n_events: int, n_users: int, seed: int) -> list[ShopEvent]:
                 session_id=f"s{rng.randrange(4)}",
                 price=round(rng.uniform(0, 300), 2),
                 quantity=rng.choice([None, 1, 2, 5]),
+                category=rng.choice([None, "a.b", "a.c", "d", "e", "f", "g", "h", "i", "j"]),
             )
         )
     return events
@@ -132,3 +133,22 @@ def test_corrupt_state_is_ignored_not_fatal(model: LoadedModel) -> None:
     scorer = SequenceScorer(model)
     assert scorer.load(b"\x09garbage") is None
     assert scorer.load(None) is None
+
+
+def test_state_bytes_round_trip_exactly_and_stay_bounded(model: LoadedModel) -> None:
+    events = random_stream(2000, 5, seed=11)
+    scorer = SequenceScorer(model, window_size=64, ttl_ms=10**12)
+    states: dict[str, UserState] = {}
+    scorer.score(events, states, 0)
+    for state in states.values():
+        raw = encode_state(state)
+        assert encode_state(decode_state(raw, scorer.n_features)) == raw
+        assert state.length == 64
+        assert len(state.encoder.recent_categories) <= 8
+        assert len(state.encoder.session_categories) <= 8
+    sizes = sorted(len(encode_state(s)) for s in states.values())
+    print(f"state bytes per user (64-event window, hidden 16): {sizes}")
+    # Bounded whatever the history: header, 32 cart items, 16 items, 8 + 8 categories,
+    # the convolution context, h and c, and 64 records.
+    bound = 51 + 32 * 12 + 16 * 4 + 8 * 4 + 8 * 8 + 2 * scorer.n_features * 4 + 2 * 16 * 4
+    assert sizes[-1] <= bound + 64 * 27
