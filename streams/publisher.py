@@ -25,6 +25,7 @@ class BatchPublisher:
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
         self._queued: dict[tuple[str, int], list[tuple[bytes | None, bytes | None, Headers]]] = {}
+        self._in_flight: set[asyncio.Future[object]] = set()
 
     async def start(self) -> AIOKafkaProducer:
         """The started producer (created here: aiokafka needs a running event loop)."""
@@ -75,26 +76,35 @@ class BatchPublisher:
         return sum(len(v) for v in self._queued.values())
 
     async def flush(self) -> int:
-        """Send everything queued and wait until the broker acknowledged all of it."""
+        """Send everything queued and wait until the broker acknowledged all of it.
+
+        Also waits for batches another caller (e.g. the idle sweeper) sent and that are not
+        acknowledged yet: they may hold records queued by this caller.
+        """
         queued, self._queued = self._queued, {}
-        if not queued:
+        if not queued and not self._in_flight:
             return 0
-        await self.start()
-        futures = []
+        producer = await self.start()
         count = 0
         for (topic, partition), records in queued.items():
-            batch = self._producer.create_batch()
+            batch = producer.create_batch()
             for key, value, headers in records:
+                # append() refuses a record only when the batch is full (an empty batch takes
+                # a record of any size), so this loop ends.
                 while (
                     batch.append(key=key, value=value, timestamp=None, headers=list(headers))
                     is None
                 ):
-                    futures.append(
-                        await self._producer.send_batch(batch, topic, partition=partition)
+                    self._in_flight.add(
+                        await producer.send_batch(batch, topic, partition=partition)
                     )
-                    batch = self._producer.create_batch()
+                    batch = producer.create_batch()
                 count += 1
             if batch.record_count():
-                futures.append(await self._producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*futures)
+                self._in_flight.add(await producer.send_batch(batch, topic, partition=partition))
+        waiting = list(self._in_flight)
+        try:
+            await asyncio.gather(*waiting)
+        finally:
+            self._in_flight.difference_update(f for f in waiting if f.done())
         return count

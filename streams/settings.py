@@ -38,7 +38,9 @@ class Settings:
     window_size: int = _setting(64, "Events kept per user in the rolling sequence table.")
     user_ttl_seconds: int = _setting(7 * 86_400, "Users idle longer than this are forgotten.")
     max_event_bytes: int = _setting(16_384, "Input messages larger than this go to the DLQ.")
-    batch_size: int = _setting(512, "Most events scored in one micro-batch.")
+    batch_size: int = _setting(
+        512, "Most records per fetch; fetched records form the micro-batches."
+    )
     batch_wait_ms: int = _setting(5, "Longest wait to fill a micro-batch, in milliseconds.")
     torch_threads: int = _setting(1, "torch intra-op threads (1 keeps the event loop responsive).")
     metrics_host: str = _setting("0.0.0.0", "Address the /metrics endpoint binds to.")
