@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, Final
 
@@ -82,20 +82,33 @@ class ShopEvent:
         return orjson.dumps(self.to_json())
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS: Final = timedelta(milliseconds=1)
+
+
+def iso_to_epoch_ms(text: str) -> int:
+    """ISO-8601 (``Z``, offsets or a trailing `` UTC``; naive = UTC) to exact epoch ms.
+
+    Raises ValueError when the text is not ISO-8601. Integer division of timedeltas is exact,
+    where float timestamps can be off by a millisecond.
+    """
+    cleaned = text.strip()
+    if cleaned.endswith(" UTC"):
+        cleaned = cleaned[:-4] + "+00:00"
+    moment = datetime.fromisoformat(cleaned)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _ONE_MS
+
+
 def parse_timestamp(value: int | str) -> int:
     """Normalise epoch milliseconds or an ISO-8601 string (naive = UTC) to epoch ms."""
     if isinstance(value, int):
         return value
-    text = value.strip()
-    if text.endswith(" UTC"):
-        text = text[:-4] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text)
+        millis = iso_to_epoch_ms(value)
     except ValueError:
         raise InvalidEvent("bad_timestamp", f"ts {value!r} is not ISO-8601") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    millis = int(moment.timestamp() * 1000)
     if millis < 0:
         raise InvalidEvent("bad_timestamp", f"ts {value!r} is before 1970")
     return millis

@@ -3,13 +3,43 @@
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.broker import free_port
+from streams.settings import Settings
 from streams.supervisor import WorkerProcess, start_worker
 
-__all__ = ["WorkerProcess", "collect", "produce", "start_worker"]
+__all__ = ["WorkerProcess", "collect", "produce", "start_worker", "worker_settings"]
+
+
+def worker_settings(
+    name: str, bootstrap: str, model: Path, tmp: Path, *, combined: bool = True, **overrides: Any
+) -> Settings:
+    """Settings of a worker under test: topics and group named after ``name``, a free metrics
+    port, quick rebalances. ``combined`` uses one input topic, else clicks/carts/purchases."""
+    inputs = (
+        (f"{name}.events",)
+        if combined
+        else (f"{name}.clicks", f"{name}.carts", f"{name}.purchases")
+    )
+    values: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "app_id": name,
+        "input_topics": inputs,
+        "output_topic": f"{name}.propensities",
+        "dlq_topic": f"{name}.dlq",
+        "partitions": 2,
+        "model_path": model,
+        "metrics_port": free_port(),
+        "data_dir": tmp / "data",
+        "rebalance_timeout_seconds": 3.0,
+        "lag_interval_seconds": 1.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
 
 
 async def produce(

@@ -1,15 +1,12 @@
 """Parsers for single cells of the public formats, and the contract-checked event builder."""
 
 import math
-from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Final
 
 from model.importers.exceptions import BadRow
-from schemas.events import EVENT_TYPES, ShopEvent
+from schemas.events import EVENT_TYPES, ShopEvent, iso_to_epoch_ms
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS: Final = timedelta(milliseconds=1)
 # The contract's limits (schemas/json/input_event.schema.json), checked here so that every
 # imported event decodes again on the stream side.
 MAX_ID_CHARS: Final = 200
@@ -66,17 +63,11 @@ def checked_ts(millis: int, shown: object) -> int:
 @lru_cache(maxsize=4096)
 def iso_to_ms(text: str) -> int:
     """ISO-8601 (``Z``, offsets or a trailing `` UTC``; naive means UTC) to exact epoch ms."""
-    cleaned = text.strip()
-    if cleaned.endswith(" UTC"):
-        cleaned = cleaned[:-4] + "+00:00"
     try:
-        moment = datetime.fromisoformat(cleaned)
+        millis = iso_to_epoch_ms(text)
     except ValueError:
         raise BadRow("bad_timestamp", f"time {text!r} is not ISO-8601") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    # Integer division of timedeltas is exact; float timestamps can be off by a millisecond.
-    return checked_ts((moment - _EPOCH) // _ONE_MS, text)
+    return checked_ts(millis, text)
 
 
 def make_event(

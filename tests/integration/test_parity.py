@@ -13,9 +13,7 @@ from model.importers import read_events_jsonl
 from model.scorer import SequenceScorer, score_offline
 from model.simulate import SimulationConfig, simulate, write_jsonl
 from streams.admin import ensure_topics, service_topics
-from streams.broker import free_port
-from streams.settings import Settings
-from tests.kafka_helpers import collect, start_worker
+from tests.kafka_helpers import collect, start_worker, worker_settings
 
 pytestmark = pytest.mark.integration
 
@@ -27,19 +25,9 @@ def test_replayed_file_scores_equal_offline_scores(
     sim = SimulationConfig(n_users=150, days=2.0, seed=11, with_oracle=False)
     count = write_jsonl(simulate(sim), events_file)
     assert count > 500
-    settings = Settings(
-        bootstrap_servers=kafka_bootstrap,
-        app_id=unique_name,
-        input_topics=(f"{unique_name}.events",),  # one topic: per-user order = file order
-        output_topic=f"{unique_name}.propensities",
-        dlq_topic=f"{unique_name}.dlq",
-        partitions=3,
-        model_path=untrained_model,
-        metrics_port=free_port(),
-        data_dir=tmp_path / "data",
-        window_size=16,  # small window: long users exercise truncation too
-        rebalance_timeout_seconds=3.0,
-    )
+    settings = worker_settings(
+        unique_name, kafka_bootstrap, untrained_model, tmp_path, partitions=3, window_size=16
+    )  # one input topic: per-user order = file order; a small window exercises truncation
     ensure_topics(kafka_bootstrap, service_topics(settings), settings.partitions)
     worker = start_worker(settings, tmp_path / "worker.log")
     try:

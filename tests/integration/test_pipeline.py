@@ -9,37 +9,12 @@ import pytest
 from model.export import load_model
 from schemas.outputs import DLQ_HEADER_OFFSET, DLQ_HEADER_REASON, DLQ_HEADER_TOPIC
 from streams.admin import ensure_topics, service_topics
-from streams.broker import free_port
 from streams.producer import topic_for
-from streams.settings import Settings
-from tests.kafka_helpers import collect, produce, start_worker
+from tests.kafka_helpers import collect, produce, start_worker, worker_settings
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_700_000_000_000
-
-
-def make_settings(name: str, bootstrap: str, model: Path, tmp: Path, combined: bool) -> Settings:
-    inputs = (
-        (f"{name}.events",)
-        if combined
-        else (f"{name}.clicks", f"{name}.carts", f"{name}.purchases")
-    )
-    return Settings(
-        bootstrap_servers=bootstrap,
-        app_id=name,
-        input_topics=inputs,
-        output_topic=f"{name}.propensities",
-        dlq_topic=f"{name}.dlq",
-        partitions=4,
-        model_path=model,
-        metrics_port=free_port(),
-        data_dir=tmp / "data",
-        rebalance_timeout_seconds=3.0,
-        session_timeout_seconds=10.0,
-        lag_interval_seconds=1.0,
-        batch_wait_ms=5,
-    )
 
 
 def valid_events() -> list[dict[str, object]]:
@@ -133,7 +108,9 @@ INVALID: list[tuple[bytes | None, bytes, str]] = [
 def test_valid_in_equals_propensities_out_and_invalid_in_equals_dlq(
     kafka_bootstrap: str, untrained_model: Path, tmp_path: Path, unique_name: str, combined: bool
 ) -> None:
-    settings = make_settings(unique_name, kafka_bootstrap, untrained_model, tmp_path, combined)
+    settings = worker_settings(
+        unique_name, kafka_bootstrap, untrained_model, tmp_path, combined=combined, partitions=4
+    )
     ensure_topics(kafka_bootstrap, service_topics(settings), settings.partitions)
     worker = start_worker(settings, tmp_path / "worker.log")
     try:

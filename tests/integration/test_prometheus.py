@@ -15,8 +15,7 @@ import pytest
 
 from streams.admin import ensure_topics, service_topics
 from streams.broker import free_port
-from streams.settings import Settings
-from tests.kafka_helpers import produce, start_worker
+from tests.kafka_helpers import produce, start_worker, worker_settings
 from tests.promql import alert_expressions, dashboard_expressions, metric_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
@@ -72,19 +71,7 @@ def events(n: int) -> list[tuple[str, bytes | None, bytes]]:
 def test_every_dashboard_and_alert_expression_has_data(
     kafka_bootstrap: str, untrained_model: Path, tmp_path: Path, unique_name: str
 ) -> None:
-    settings = Settings(
-        bootstrap_servers=kafka_bootstrap,
-        app_id=unique_name,
-        input_topics=(f"{unique_name}.events",),
-        output_topic=f"{unique_name}.propensities",
-        dlq_topic=f"{unique_name}.dlq",
-        partitions=2,
-        model_path=untrained_model,
-        metrics_port=free_port(),
-        data_dir=tmp_path / "data",
-        rebalance_timeout_seconds=3.0,
-        lag_interval_seconds=1.0,
-    )
+    settings = worker_settings(unique_name, kafka_bootstrap, untrained_model, tmp_path)
     ensure_topics(kafka_bootstrap, service_topics(settings), settings.partitions)
     worker = start_worker(settings, tmp_path / "worker.log")
     prom_port = free_port()

@@ -16,10 +16,8 @@ import orjson
 import pytest
 
 from streams.admin import ensure_topics, service_topics
-from streams.broker import free_port
 from streams.producer import OutgoingRecord, send_records
-from streams.settings import Settings
-from tests.kafka_helpers import collect, start_worker
+from tests.kafka_helpers import collect, start_worker, worker_settings
 
 pytestmark = pytest.mark.integration
 T0 = 1_700_000_000_000
@@ -28,18 +26,8 @@ T0 = 1_700_000_000_000
 def test_no_input_is_lost_when_the_worker_is_killed(
     kafka_bootstrap: str, untrained_model: Path, tmp_path: Path, unique_name: str
 ) -> None:
-    settings = Settings(
-        bootstrap_servers=kafka_bootstrap,
-        app_id=unique_name,
-        input_topics=(f"{unique_name}.events",),
-        output_topic=f"{unique_name}.propensities",
-        dlq_topic=f"{unique_name}.dlq",
-        partitions=2,
-        model_path=untrained_model,
-        metrics_port=free_port(),
-        data_dir=tmp_path / "data",
-        rebalance_timeout_seconds=3.0,
-        session_timeout_seconds=6.0,
+    settings = worker_settings(
+        unique_name, kafka_bootstrap, untrained_model, tmp_path, session_timeout_seconds=6.0
     )
     ensure_topics(kafka_bootstrap, service_topics(settings), settings.partitions)
     records = []

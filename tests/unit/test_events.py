@@ -71,3 +71,10 @@ def test_oversized_payload_is_refused_before_parsing() -> None:
 def test_tombstone_is_invalid() -> None:
     with pytest.raises(InvalidEvent):
         decode_event(None)
+
+
+def test_iso_milliseconds_are_exact() -> None:
+    # A float timestamp gets some of these wrong by one millisecond.
+    for millis in (1, 7, 123, 999):
+        text = f"2019-10-01T00:00:00.{millis:03d}Z"
+        assert parse_timestamp(text) == 1_569_888_000_000 + millis
