@@ -1,7 +1,10 @@
 """Handcrafted per-event features for the baselines, from that event and earlier ones only.
 
 Cart contents come from the shared encoder's state (``UserSequence.cart_items/cart_value``);
-everything else is counted here from the user's time-ordered records.
+everything else is counted here from the user's time-ordered records. Category features read
+``EventRecord.category`` (``stable_hash`` of the event's category, 0 = none), so the baselines
+see the same category information as the CNN+LSTM's encoder; an event without a category
+matches nothing and counts towards no category.
 """
 
 from typing import Final
@@ -34,6 +37,15 @@ BASELINE_FEATURE_NAMES: Final = (
     "price_over_mean",
     "events_in_session",
     "hour_of_day",
+    "has_category",
+    "same_category_as_previous",
+    "n_category_1h",
+    "n_category_24h",
+    "n_category_all",
+    "category_share_all",
+    "distinct_categories",
+    "session_category_events",
+    "session_dominant_category_share",
 )
 
 
@@ -67,6 +79,46 @@ def _item_views(user: UserSequence) -> tuple[list[int], list[int], list[int]]:
     return this_item, top, distinct
 
 
+def _category_window_counts(
+    ts: np.ndarray, categories: np.ndarray, width_ms: int | None
+) -> np.ndarray:
+    """Events of this event's category in (t - width, t] (all history when width is None), up
+    to and including this event by position; 0 when the event has no category."""
+    out = np.zeros(len(ts), np.float64)
+    for category in np.unique(categories[categories != 0]):
+        at = np.flatnonzero(categories == category)
+        times = ts[at]
+        first = 0 if width_ms is None else np.searchsorted(times, times - width_ms, side="right")
+        out[at] = np.arange(1, len(at) + 1) - first
+    return out
+
+
+def _category_history(user: UserSequence) -> np.ndarray:
+    """Per event: same category as the previous event, distinct categories so far, events of
+    this category in the current session, and the session's dominant-category share. (T, 4)"""
+    rows = []
+    seen: set[int] = set()
+    session: dict[int, int] = {}
+    previous = 0
+    for record, position in zip(user.records, user.session_position, strict=True):
+        category = record.category
+        if position == 1:
+            session = {}
+        if category:
+            seen.add(category)
+            session[category] = session.get(category, 0) + 1
+        rows.append(
+            (
+                1.0 if category and category == previous else 0.0,
+                len(seen),
+                session.get(category, 0) if category else 0,
+                max(session.values(), default=0) / max(int(position), 1),
+            )
+        )
+        previous = category
+    return np.asarray(rows, np.float64).reshape(len(rows), 4)
+
+
 def user_features(user: UserSequence) -> np.ndarray:
     """(T, len(BASELINE_FEATURE_NAMES)) float32 for one user's events."""
     ts, types = user.ts, user.event_types.astype(np.int64)
@@ -80,6 +132,9 @@ def user_features(user: UserSequence) -> np.ndarray:
     priced = prices > 0
     mean_price = np.cumsum(prices) / np.maximum(np.cumsum(priced), 1)
     this_item, top, distinct = _item_views(user)
+    categories = np.array([r.category for r in user.records], np.int64)
+    in_category = _category_window_counts(ts, categories, None)
+    history = _category_history(user)
     columns = [
         onehot,
         _window_counts(ts, onehot, HOUR_MS),
@@ -100,9 +155,21 @@ def user_features(user: UserSequence) -> np.ndarray:
                 np.where(mean_price > 0, prices / np.maximum(mean_price, 1e-9), 1.0),
                 user.session_position,
                 (ts // HOUR_MS) % 24,
+                categories != 0,
             ],
             axis=1,
         ),
+        history[:, :1],
+        np.stack(
+            [
+                _category_window_counts(ts, categories, HOUR_MS),
+                _category_window_counts(ts, categories, DAY_MS),
+                in_category,
+                in_category / (index + 1),
+            ],
+            axis=1,
+        ),
+        history[:, 1:],
     ]
     return np.concatenate(columns, axis=1).astype(np.float32)
 

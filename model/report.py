@@ -186,7 +186,10 @@ def _method_notes() -> list[str]:
         "- Baselines are trained inside this evaluation on the train window of the same split with "
         "the same labels, on handcrafted features computed from each event and earlier ones only "
         "(counts by type over 1 h / 24 h / all history, recency, cart contents and value from the "
-        "shared encoder state, repeated item views, price statistics, hour of day). Logistic "
+        "shared encoder state, repeated item views, price statistics, hour of day, and the "
+        "event's category: same as the previous event, its events over 1 h / 24 h / all history "
+        "and share of history, distinct categories, its events in the session, the session's "
+        "dominant-category share). Logistic "
         "regression: standardised features, L2 (C=1). LightGBM: 15 leaves, learning rate 0.05, "
         "early stopping on validation ROC-AUC. Their probabilities are not recalibrated.",
         "- All-negative: predicts the train window's positive rate for every event, never flags.",

@@ -14,7 +14,8 @@ from model.export import load_model
 from model.fitting import TrainConfig
 from model.metrics import best_f1_threshold, binary_metrics, expected_calibration_error, lift_at
 from model.train import train_file
-from tests.unit.shop_data import MIN, shop_events, write_jsonl
+from schemas.events import ShopEvent
+from tests.unit.shop_data import MIN, START, shop_events, write_jsonl
 
 H = 30 * MIN
 
@@ -67,6 +68,47 @@ def test_baseline_features_use_only_the_past() -> None:
     truncated = build_dataset(mine[:cut], horizon_ms=H).users[0]
     np.testing.assert_array_equal(user_features(user)[:cut], user_features(truncated))
     assert user_features(user).shape == (len(user.ts), len(BASELINE_FEATURE_NAMES))
+
+
+def test_baseline_category_features_on_a_hand_made_sequence() -> None:
+    """Two sessions of category "a" around a "b" and an event without a category."""
+    plan = [  # (minutes after START, event type, category, session)
+        (0, "view", "a", "s1"),
+        (10, "view", "a", "s1"),
+        (20, "view", "b", "s1"),
+        (120, "view", "a", "s2"),  # new session; the first two "a" are over an hour ago
+        (121, "view", None, "s2"),  # no category: matches nothing, counts nowhere
+        (25 * 60, "add_to_cart", "a", "s3"),  # 24 h window reaches back to minute 60
+    ]
+    events = [
+        ShopEvent(kind, "u", f"i{k}", START + m * MIN, session_id=s, category=c, price=5.0)
+        for k, (m, kind, c, s) in enumerate(plan)
+    ]
+    user = build_dataset(events, horizon_ms=H).users[0]
+    x = user_features(user)
+    column = {name: x[:, BASELINE_FEATURE_NAMES.index(name)] for name in BASELINE_FEATURE_NAMES}
+    expected: dict[str, list[float]] = {
+        "has_category": [1, 1, 1, 1, 0, 1],
+        "same_category_as_previous": [0, 1, 0, 0, 0, 0],
+        "n_category_1h": [1, 2, 1, 1, 0, 1],
+        "n_category_24h": [1, 2, 1, 3, 0, 2],
+        "n_category_all": [1, 2, 1, 3, 0, 4],
+        "category_share_all": [1, 1, 1 / 3, 3 / 4, 0, 4 / 6],
+        "distinct_categories": [1, 1, 2, 2, 2, 2],
+        "session_category_events": [1, 2, 1, 1, 0, 1],
+        "session_dominant_category_share": [1, 1, 2 / 3, 1, 1 / 2, 1],
+    }
+    for name, values in expected.items():
+        np.testing.assert_allclose(column[name], values, rtol=1e-6, err_msg=name)
+    # Causal: every prefix gives the same rows as the full sequence, and a later event in
+    # another category does not change earlier rows.
+    for cut in range(1, len(events)):
+        prefix = build_dataset(events[:cut], horizon_ms=H).users[0]
+        np.testing.assert_array_equal(user_features(prefix), x[:cut])
+    changed = [*events[:-1], ShopEvent("add_to_cart", "u", "i5", events[-1].ts, category="z")]
+    np.testing.assert_array_equal(
+        user_features(build_dataset(changed, horizon_ms=H).users[0])[:-1], x[:-1]
+    )
 
 
 def test_report_folder_has_every_file_and_sane_figures(report: tuple[Path, dict]) -> None:
