@@ -43,10 +43,10 @@ def test_no_input_is_lost_when_the_worker_is_killed(
         records.append((settings.input_topics[0], user.encode(), orjson.dumps(body)))
     first = start_worker(settings, tmp_path / "first.log")
     first.wait_ready()
-    # Paced input (about 3 s), so the kill lands while events are still arriving.
+    # Paced input (about 4.5 s), so the kill lands while events are still arriving.
     outgoing = (OutgoingRecord(topic, key, value) for topic, key, value in records)
     producer = threading.Thread(
-        target=lambda: asyncio.run(send_records(settings, outgoing, rate=3000)), daemon=True
+        target=lambda: asyncio.run(send_records(settings, outgoing, rate=2000)), daemon=True
     )
     producer.start()
     deadline = time.monotonic() + 60
