@@ -1,0 +1,60 @@
+"""The command line: help texts and the worker's one-line refusal of a bad model file."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from streams.cli import main
+
+COMMANDS = [
+    "demo",
+    "broker",
+    "worker",
+    "simulate",
+    "replay",
+    "tail",
+    "import",
+    "train",
+    "evaluate",
+    "bench",
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_explains_itself(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_setting_options_name_their_environment_variable() -> None:
+    result = CliRunner().invoke(main, ["worker", "--help"], terminal_width=200)
+    text = " ".join(result.output.split())
+    assert "[env: KAFKA_BOOTSTRAP_SERVERS]" in text
+    assert "[env: PROPENSITY_MODEL_PATH]" in text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "does not exist"), (b"definitely not a model", "is not a TorchScript archive")],
+)
+def test_worker_refuses_a_bad_model_with_one_line(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    model = tmp_path / "model.pt"
+    if content is not None:
+        model.write_bytes(content)
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker", "--model", str(model)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "", "PROPENSITY_METRICS_PORT": "0"},
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(model) in lines[0] and message in lines[0]
