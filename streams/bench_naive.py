@@ -18,6 +18,7 @@ def main(bootstrap: str, topic_name: str, expected: int, partitions: int, result
         f"naive-{topic_name}",
         broker=f"kafka://{bootstrap}",
         store="memory://",
+        datadir=str(result.parent / "naive-data"),
         topic_partitions=partitions,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
