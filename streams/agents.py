@@ -14,7 +14,7 @@ from streams.app import Runtime
 from streams.lag import LagMonitor
 from streams.metrics import WorkerMetrics
 from streams.processing import BatchResult, InputRecord, output_records, process_batch, stored_state
-from streams.publisher import BatchPublisher
+from streams.publisher import BatchPublisher, PublishError
 from streams.settings import Settings
 from streams.transport import RecordBundle
 
@@ -150,7 +150,13 @@ def register_agents(
             for start in range(0, len(records), SLICE_SIZE):
                 handler.handle(records[start : start + SLICE_SIZE])
                 await asyncio.sleep(0)
-            await handler.publish()  # take_events acks this batch only after we return here
+            try:
+                await handler.publish()  # take_events acks this batch only after we return here
+            except PublishError as exc:
+                # Restarting only the agent would drop this unacked batch and stall commits:
+                # stop the whole worker instead; its successor re-reads from the last commit.
+                await app.crash(exc)
+                raise
 
     @app.timer(settings.sweep_interval_seconds)
     async def expire_idle_users() -> None:

@@ -7,25 +7,42 @@ propensity is always published before its input offset can be committed (at-leas
 """
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
+from schemas.exceptions import PropensityError
+
+log = logging.getLogger(__name__)
+
 Headers = Sequence[tuple[str, bytes]]
+_Groups = dict[tuple[str, int], list[tuple[bytes | None, bytes | None, Headers]]]
+SEND_ATTEMPTS = 8
+
+
+class PublishError(PropensityError):
+    """Outputs could not be published: the agent must not ack its input."""
 
 
 class BatchPublisher:
     """Queue records per topic-partition, then ``flush()`` them as record batches."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str = "propensity-publisher") -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_id: str = "propensity-publisher",
+        producer: AIOKafkaProducer | None = None,
+    ) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._client_id = client_id
-        self._producer: AIOKafkaProducer | None = None
+        self._producer = producer  # None: created (and started) on first use
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
-        self._queued: dict[tuple[str, int], list[tuple[bytes | None, bytes | None, Headers]]] = {}
-        self._in_flight: set[asyncio.Future[object]] = set()
+        self._queued: _Groups = {}
+        self._lock = asyncio.Lock()
 
     async def start(self) -> AIOKafkaProducer:
         """The started producer (created here: aiokafka needs a running event loop)."""
@@ -78,15 +95,30 @@ class BatchPublisher:
     async def flush(self) -> int:
         """Send everything queued and wait until the broker acknowledged all of it.
 
-        Also waits for batches another caller (e.g. the idle sweeper) sent and that are not
-        acknowledged yet: they may hold records queued by this caller.
+        Flushes run one at a time, so a caller that returns knows that everything queued
+        before its call (by anyone) is acknowledged. Batches that fail with a retriable error
+        (leader moved, broker briefly unavailable) are sent again with backoff.
         """
-        queued, self._queued = self._queued, {}
-        if not queued and not self._in_flight:
-            return 0
-        producer = await self.start()
-        count = 0
-        for (topic, partition), records in queued.items():
+        async with self._lock:
+            queued, self._queued = self._queued, {}
+            if not queued:
+                return 0
+            producer = await self.start()
+            pending = queued
+            for attempt in range(SEND_ATTEMPTS):
+                pending = await self._send(producer, pending)
+                if not pending:
+                    return sum(len(records) for records in queued.values())
+                log.warning("re-sending %d batches after a retriable error", len(pending))
+                await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
+            raise PublishError(
+                f"{len(pending)} batches still failing after {SEND_ATTEMPTS} attempts"
+            )
+
+    async def _send(self, producer: AIOKafkaProducer, groups: "_Groups") -> "_Groups":
+        """Send each topic-partition's records; return those that failed retriably."""
+        sent: list[tuple[tuple[str, int], asyncio.Future[object]]] = []
+        for (topic, partition), records in groups.items():
             batch = producer.create_batch()
             for key, value, headers in records:
                 # append() refuses a record only when the batch is full (an empty batch takes
@@ -95,16 +127,25 @@ class BatchPublisher:
                     batch.append(key=key, value=value, timestamp=None, headers=list(headers))
                     is None
                 ):
-                    self._in_flight.add(
-                        await producer.send_batch(batch, topic, partition=partition)
+                    sent.append(
+                        (
+                            (topic, partition),
+                            await producer.send_batch(batch, topic, partition=partition),
+                        )
                     )
                     batch = producer.create_batch()
-                count += 1
             if batch.record_count():
-                self._in_flight.add(await producer.send_batch(batch, topic, partition=partition))
-        waiting = list(self._in_flight)
-        try:
-            await asyncio.gather(*waiting)
-        finally:
-            self._in_flight.difference_update(f for f in waiting if f.done())
-        return count
+                sent.append(
+                    (
+                        (topic, partition),
+                        await producer.send_batch(batch, topic, partition=partition),
+                    )
+                )
+        outcomes = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+        failed: _Groups = {}
+        for (group, _), outcome in zip(sent, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not (isinstance(outcome, KafkaError) and outcome.retriable):
+                    raise outcome
+                failed[group] = groups[group]  # all again: duplicates possible, latest per key last
+        return failed
