@@ -1,6 +1,7 @@
 """Agents and timers: wiring between Faust and the pure batch processing."""
 
 import asyncio
+import gc
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -157,6 +158,13 @@ def register_agents(
                 # stop the whole worker instead; its successor re-reads from the last commit.
                 await app.crash(exc)
                 raise
+
+    @app.task
+    async def freeze_startup_objects() -> None:
+        # Everything built so far (torch, Faust, the model) lives as long as the worker: keep
+        # it out of the garbage collector's full passes, which otherwise stall the event loop.
+        gc.collect()
+        gc.freeze()
 
     @app.timer(settings.sweep_interval_seconds)
     async def expire_idle_users() -> None:

@@ -12,9 +12,10 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from model.simulate import simulate_n_events
-from schemas.events import decode_event
+from schemas.events import ShopEvent, decode_event
 from schemas.exceptions import InvalidEvent
 from streams.admin import ensure_topics
 from streams.broker import free_port
@@ -75,11 +76,14 @@ def machine() -> dict[str, Any]:
 
 
 def workload_records(work: Workload, topic: str, live: bool = False) -> Iterator[OutgoingRecord]:
-    events = (item.event for item in simulate_n_events(work.events, work.users, seed=work.seed))
+    """The workload as records. The events are generated up front: the simulator works in
+    bursts, and generating while sending stalls the paced producer and skews latencies."""
+    events: Iterable[ShopEvent] = [
+        item.event for item in simulate_n_events(work.events, work.users, seed=work.seed)
+    ]
     if live:
         events = live_events(events)
-    for event in events:
-        yield record_for_event(event, (topic,))
+    return (record_for_event(event, (topic,)) for event in events)
 
 
 async def _consume_all(
@@ -258,12 +262,12 @@ def run_fixed_rate(base: Settings, bootstrap: str, work: Workload, rate: float) 
     settings = _worker_settings(base, bootstrap, topic, work.partitions, tag)
     ensure_topics(bootstrap, [topic, settings.output_topic, settings.dlq_topic], work.partitions)
 
-    def produce() -> None:
-        # Runs beside the collector: a thread keeps the offered rate steady.
-        import threading
+    records = workload_records(work, topic, live=True)  # generated now, stamped when sent
 
+    def produce() -> None:
+        # A thread keeps the offered rate steady while the collector reads the outputs.
         def send() -> None:
-            asyncio.run(send_records(settings, workload_records(work, topic, live=True), rate=rate))
+            asyncio.run(send_records(settings, records, rate=rate))
 
         threading.Thread(target=send, daemon=True).start()
 

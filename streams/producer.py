@@ -95,6 +95,9 @@ async def send_records(
                 ahead = stats.sent / rate - (time.monotonic() - started)
                 if ahead > 0.002:
                     await asyncio.sleep(ahead)
+                elif ahead < -0.05:
+                    # Fell behind (start-up, a slow moment): go on at the rate, no catch-up burst.
+                    started = time.monotonic() - stats.sent / rate
         await producer.flush()
         if pending:
             await asyncio.gather(*pending)

@@ -75,7 +75,7 @@ class BundlingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ig
     often an idle consumer polls.
     """
 
-    fetch_max_wait_ms = 50
+    fetch_max_wait_ms = 10
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
