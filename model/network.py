@@ -24,6 +24,8 @@ class PropensityNet(nn.Module):
         self.lstm = nn.LSTM(config.conv_channels, config.hidden_size, batch_first=True)
         self.head = nn.Linear(config.hidden_size, len(HEADS))
         # Platt scaling per head, fitted after training: p = sigmoid(scale * logit + bias).
+        self.calibration_scale: Tensor
+        self.calibration_bias: Tensor
         self.register_buffer("calibration_scale", torch.ones(len(HEADS)))
         self.register_buffer("calibration_bias", torch.zeros(len(HEADS)))
 

@@ -136,14 +136,14 @@ def register_agents(
 ) -> BatchHandler:
     """Attach the scoring agent and the housekeeping timers to the app."""
     app = runtime.app
-    publisher = publisher or BatchPublisher(settings.bootstrap)
-    handler = BatchHandler(runtime, scorer, settings, metrics, publisher, horizon_ms)
+    sink = publisher or BatchPublisher(settings.bootstrap)
+    handler = BatchHandler(runtime, scorer, settings, metrics, sink, horizon_ms)
     lag_monitor = LagMonitor(settings, metrics)
 
     # concurrency must stay 1: faust-streaming #606 commits offsets past in-flight messages.
     @app.agent(runtime.input_topic, name="score_events", concurrency=1)
     async def score_events(stream: Any) -> None:
-        await publisher.prepare([settings.output_topic, settings.dlq_topic])
+        await sink.prepare([settings.output_topic, settings.dlq_topic])
         within = settings.batch_wait_ms / 1000.0
         async for events in stream.take_events(MAX_BUNDLES, within=within):
             consumed_at = time.time()
@@ -173,8 +173,8 @@ def register_agents(
         idle = table.idle_keys(int(time.time() * 1000), settings.user_ttl_ms, owned)
         for key, partition in idle:
             table.delete(key)
-            publisher.enqueue(table.changelog_topic, key, None, partition=partition)
-        await publisher.flush()
+            sink.enqueue(table.changelog_topic, key, None, partition=partition)
+        await sink.flush()
         metrics.users_expired.inc(len(idle))
 
     @app.timer(settings.lag_interval_seconds)
@@ -185,7 +185,7 @@ def register_agents(
 
     @app.timer(1.0)
     async def report_readiness() -> None:
-        recovered = app.tables.recovery.completed.is_set()
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         metrics.ready.set(1 if recovered and not app.rebalancing else 0)
 
     class KafkaClientsService(Service):
@@ -193,7 +193,7 @@ def register_agents(
 
         async def on_stop(self) -> None:
             await lag_monitor.close()
-            await publisher.stop()
+            await sink.stop()
 
     app.service(KafkaClientsService)
     return handler

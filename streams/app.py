@@ -1,6 +1,7 @@
 """The one faust.App, its topics and the per-user state table, built from Settings."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 from faust.types import TopicT
@@ -43,7 +44,7 @@ def create_app(settings: Settings) -> Runtime:
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
     )
-    raw = {
+    raw: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
         "key_serializer": "raw",

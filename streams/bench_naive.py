@@ -9,6 +9,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import faust
 
@@ -31,7 +32,7 @@ def main(bootstrap: str, topic_name: str, expected: int, partitions: int, result
     seen = {"n": 0, "first": 0.0}
 
     @app.agent(topic)
-    async def count(stream):  # type: ignore[no-untyped-def]
+    async def count(stream: Any) -> None:
         async for _ in stream:
             if seen["n"] == 0:
                 seen["first"] = time.time()

@@ -20,7 +20,7 @@ from faust.types import TP, Message
 from faust.types.tuples import ack_lock
 
 
-class RecordBundle(tuple):  # type: ignore[type-arg]
+class RecordBundle(tuple):
     """Consecutive aiokafka ConsumerRecords of one topic-partition, oldest first."""
 
     __slots__ = ()
@@ -66,7 +66,7 @@ class _BundleRecord:
         self.serialized_value_size = sum(max(r.serialized_value_size, 0) for r in bundle)
 
 
-class BundlingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+class BundlingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's aiokafka consumer thread with a configurable fetch wait.
 
     Faust hard-codes fetch_max_wait_ms=1500. Apache Kafka answers a fetch as soon as data is
@@ -83,7 +83,7 @@ class BundlingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ig
         return consumer
 
 
-class BundlingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+class BundlingConsumer(faust_aiokafka.Consumer):
     """aiokafka-backed Faust consumer that bundles records of non-changelog topics."""
 
     def _new_consumer_thread(self) -> BundlingConsumerThread:
@@ -121,7 +121,7 @@ class BundlingConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
             return acked
 
 
-class Transport(faust_aiokafka.Transport):  # type: ignore[misc]
+class Transport(faust_aiokafka.Transport):
     """The aiokafka transport with the bundling consumer."""
 
     Consumer = BundlingConsumer
