@@ -147,7 +147,7 @@ async def _run(
         finally:
             stop.set()
             await sending
-            await asyncio.sleep(1.5)  # let the last propensities arrive
+            await asyncio.sleep(3.0)  # let the last propensities arrive
             await follower
             live.update(view.render(stats.sent))
     return view, stats.sent
