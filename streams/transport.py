@@ -71,7 +71,7 @@ class BundlingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     Faust hard-codes fetch_max_wait_ms=1500. Apache Kafka answers a fetch as soon as data is
     there, but the embedded Tansu broker holds it for the wait, which showed as ~400 ms of
-    end-to-end latency at 200 events/s. 50 ms bounds that wait; on Kafka it only sets how
+    end-to-end latency at 200 events/s. 10 ms bounds that wait; on Kafka it only sets how
     often an idle consumer polls.
     """
 
