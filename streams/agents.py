@@ -1,129 +1,24 @@
-"""Agents and timers: wiring between Faust and the pure batch processing."""
+"""Agents and timers: wiring between Faust and the scoring step (streams.handler)."""
 
 import asyncio
 import gc
 import time
-from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
-from faust.types import EventT
 from mode import Service
 
 from model.scorer import SequenceScorer
 from streams.app import Runtime
+from streams.handler import BatchHandler, input_records
 from streams.lag import LagMonitor
 from streams.metrics import WorkerMetrics
-from streams.processing import BatchResult, InputRecord, output_records, process_batch, stored_state
 from streams.publisher import BatchPublisher, PublishError
 from streams.settings import Settings
-from streams.transport import RecordBundle
 
 # Events scored between two yields to the event loop: keeps each blocking slice short.
 SLICE_SIZE = 128
 # Bundles (one per fetched partition run) gathered into one micro-batch at most.
 MAX_BUNDLES = 32
-
-
-def _ms(timestamp: float | None) -> int | None:
-    return None if timestamp is None else int(timestamp * 1000)
-
-
-def input_records(event: EventT, consumed_at: float) -> list[InputRecord]:
-    """The records an event carries: a whole RecordBundle, or the one message."""
-    bundle = event.value
-    if isinstance(bundle, RecordBundle):
-        return [
-            InputRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, consumed_at)
-            for r in bundle
-        ]
-    m = event.message
-    return [
-        InputRecord(m.topic, m.partition, m.offset, m.key, m.value, _ms(m.timestamp), consumed_at)
-    ]
-
-
-class BatchHandler:
-    """Scores slices of records and queues every output; ``publish()`` sends and awaits them."""
-
-    def __init__(
-        self,
-        runtime: Runtime,
-        scorer: SequenceScorer,
-        settings: Settings,
-        metrics: WorkerMetrics,
-        publisher: BatchPublisher,
-        horizon_ms: int,
-    ) -> None:
-        self.runtime = runtime
-        self.scorer = scorer
-        self.settings = settings
-        self.metrics = metrics
-        self.publisher = publisher
-        self.horizon_ms = horizon_ms
-        self.load_state = stored_state(runtime.user_states.get, scorer)
-        self._unpublished: list[BatchResult] = []
-
-    def handle(self, records: Sequence[InputRecord]) -> BatchResult:
-        """Score one slice (CPU only, no I/O) and queue its outputs and changelog records."""
-        started = time.perf_counter()
-        rebuilds_before = self.scorer.rebuilds
-        result = process_batch(
-            records,
-            scorer=self.scorer,
-            load_state=self.load_state,
-            max_event_bytes=self.settings.max_event_bytes,
-            horizon_ms=self.horizon_ms,
-        )
-        publisher, settings, table = self.publisher, self.settings, self.runtime.user_states
-        for dead in result.dead_letters:
-            out = dead.to_output()
-            publisher.enqueue(settings.dlq_topic, out.key, out.value, headers=out.headers or ())
-        for out in output_records(result):
-            publisher.enqueue(settings.output_topic, out.key, out.value)
-        changelog = table.changelog_topic
-        for user, (partition, state) in result.states.items():
-            key, value = table.put(user, partition, state)
-            publisher.enqueue(changelog, key, value, partition=partition)
-        self.metrics.batch_size.observe(len(records))
-        self.metrics.batch_duration.observe(time.perf_counter() - started)
-        self.metrics.state_rebuilds.inc(self.scorer.rebuilds - rebuilds_before)
-        self._unpublished.append(result)
-        return result
-
-    async def publish(self) -> None:
-        """Send everything queued and wait for the broker's acks (before inputs are acked)."""
-        await self.publisher.flush()
-        published_at = time.time()
-        results, self._unpublished = self._unpublished, []
-        for result in results:
-            observe_outputs(self.metrics, result, published_at)
-
-
-def observe_outputs(m: WorkerMetrics, result: BatchResult, published_at: float) -> None:
-    """Record one published slice: counters once per label set, histograms per event."""
-    consumed: Counter[tuple[str, str]] = Counter()
-    invalid: Counter[str] = Counter()
-    for dead in result.dead_letters:
-        consumed[(dead.record.topic, "invalid")] += 1
-        invalid[dead.reason] += 1
-    end_to_end, processing = m.end_to_end_latency.observe, m.processing_latency.observe
-    purchase = m.scores.labels("purchase").observe
-    cart_abandon = m.scores.labels("cart_abandon").observe
-    for scored in result.scored:
-        consumed[(scored.record.topic, scored.event.event_type)] += 1
-        end_to_end(max(published_at - scored.event.ts / 1000.0, 0.0))
-        processing(max(published_at - scored.record.consumed_at, 0.0))
-        scores: Any = scored.message["scores"]
-        purchase(scores["purchase"])
-        if scores["cart_abandon"] is not None:
-            cart_abandon(scores["cart_abandon"])
-    for (topic, event_type), count in consumed.items():
-        m.events_consumed.labels(topic, event_type).inc(count)
-    for reason, count in invalid.items():
-        m.invalid_events.labels(reason).inc(count)
-        m.dlq_writes.labels(reason).inc(count)
-    m.propensities_published.inc(len(result.scored))
 
 
 def register_agents(

@@ -11,8 +11,9 @@ from model.export import LoadedModel, load_model
 from model.scorer import SequenceScorer
 from schemas.exceptions import PropensityError
 from streams.admin import ensure_topics, service_topics
-from streams.agents import BatchHandler, register_agents
+from streams.agents import register_agents
 from streams.app import Runtime, create_app
+from streams.handler import BatchHandler
 from streams.metrics import WorkerMetrics
 from streams.publisher import BatchPublisher
 from streams.settings import Settings
