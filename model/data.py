@@ -11,7 +11,7 @@ import numpy as np
 from model.features import EncoderState, EventRecord, encode_step, record_from_event
 from model.importers.jsonl import ORACLE_KEY, read_jsonl_with_extras
 from model.labels import UserLabels, label_user
-from model.splits import TimeSplit, split_by_fractions
+from model.splits import TEST, TRAIN, TimeSplit, split_by_fractions
 from schemas.events import ShopEvent
 from schemas.exceptions import PropensityError
 
@@ -148,8 +148,16 @@ def choose_split(
 
 
 def window_masks(dataset: Dataset, split: TimeSplit, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flattened masks (purchase, cart_abandon) of the labelled events inside ``window``."""
-    inside = split.window_of(dataset.flat("ts")) == window
+    """Flattened masks (purchase, cart_abandon) of the labelled events inside ``window``.
+
+    Purged: a train or validation event counts only when its horizon ends before the next
+    window starts, so no label of one window is decided by what happens in the next.
+    """
+    ts = dataset.flat("ts")
+    inside = split.window_of(ts) == window
+    if window != TEST:
+        next_start = split.val_start_ms if window == TRAIN else split.test_start_ms
+        inside &= ts + dataset.horizon_ms <= next_start
     return (
         inside & dataset.flat_labels("purchase_mask"),
         inside & dataset.flat_labels("cart_abandon_mask"),

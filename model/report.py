@@ -153,7 +153,9 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         f"- **Split by event time** ({results.get('split_source', split.get('how', ''))}): "
         f"train < {_when(split['val_start_ms'])} ≤ validation < {_when(split['test_start_ms'])} "
         "≤ test. "
-        "Users' earlier events are context; each event is scored in the window of its own time.",
+        "Users' earlier events are context; each event is scored in the window of its own time. "
+        "Purged: train and validation events whose horizon reaches into the next window are "
+        "left out, so no label is decided by events of a later window.",
         f"- Confidence intervals: {results['bootstrap']['replicates']} bootstrap replicates "
         "resampling users (all of a user's test events together), 95% percentile intervals.",
     ]

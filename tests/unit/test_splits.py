@@ -39,9 +39,13 @@ def test_a_users_history_spans_windows_but_each_event_is_in_its_own() -> None:
     data = build_dataset(events, horizon_ms=30 * MIN)
     split = TimeSplit(val_start_ms=40 * MIN, test_start_ms=70 * MIN)
     purchase_train, _ = window_masks(data, split, TRAIN)
+    purchase_val, _ = window_masks(data, split, VALIDATION)
     purchase_test, _ = window_masks(data, split, TEST)
     ts = data.flat("ts")
-    assert sorted(ts[purchase_train] // MIN) == [0, 10, 20, 30]
+    # Purged: 20 and 30 are in the train window, but their 30-minute horizons reach into
+    # validation; likewise 50 and 60 reach into test.
+    assert sorted(ts[purchase_train] // MIN) == [0, 10]
+    assert sorted(ts[purchase_val] // MIN) == [40]
     assert sorted(ts[purchase_test] // MIN) == [70, 80, 90]  # 500 is past data_end - H
 
 
