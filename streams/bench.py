@@ -86,9 +86,7 @@ def workload_records(work: Workload, topic: str, live: bool = False) -> Iterator
     return (record_for_event(event, (topic,)) for event in events)
 
 
-async def _consume_all(
-    bootstrap: str, topic: str, partitions: int, expected: int, decode: bool
-) -> StageResult:
+async def _consume_all(bootstrap: str, topic: str, partitions: int, expected: int) -> StageResult:
     """(a) The ceiling: a plain aiokafka consumer reading and decoding every event."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=5000
@@ -106,11 +104,10 @@ async def _consume_all(
                 first = time.perf_counter()
             for messages in batch.values():
                 for message in messages:
-                    if decode:
-                        try:
-                            decode_event(message.value)
-                        except InvalidEvent:
-                            invalid += 1
+                    try:
+                        decode_event(message.value)
+                    except InvalidEvent:
+                        invalid += 1
                 seen += len(messages)
     finally:
         await consumer.stop()
@@ -242,7 +239,7 @@ def run_throughput(base: Settings, bootstrap: str, work: Workload) -> dict[str, 
     settings = _worker_settings(base, bootstrap, topic, work.partitions, tag)
     ensure_topics(bootstrap, [topic, settings.output_topic, settings.dlq_topic], work.partitions)
     load = asyncio.run(send_records(settings, workload_records(work, topic)))
-    ceiling = asyncio.run(_consume_all(bootstrap, topic, work.partitions, work.events, decode=True))
+    ceiling = asyncio.run(_consume_all(bootstrap, topic, work.partitions, work.events))
     naive = _naive_faust(bootstrap, topic, work.partitions, work.events, timeout=900)
     full = _pipeline(settings, work.events, lambda: None, timeout=900)
     return {

@@ -88,10 +88,6 @@ class BatchPublisher:
             partition = self.partition_for(topic, key) if key is not None else 0
         self._queued.setdefault((topic, partition), []).append((key, value, headers))
 
-    @property
-    def pending(self) -> int:
-        return sum(len(v) for v in self._queued.values())
-
     async def flush(self) -> int:
         """Send everything queued and wait until the broker acknowledged all of it.
 

@@ -24,20 +24,21 @@ def shared_data_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def rees46_sample(shared_data_dir: Path) -> Path:
-    path = shared_data_dir / "rees46-2019oct-head" / "2019-Oct_head.csv"
+def _sample(folder: Path, relative: str) -> Path:
+    path = folder / relative
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     return path
+
+
+@pytest.fixture(scope="session")
+def rees46_sample(shared_data_dir: Path) -> Path:
+    return _sample(shared_data_dir, "rees46-2019oct-head/2019-Oct_head.csv")
 
 
 @pytest.fixture(scope="session")
 def otto_sample(shared_data_dir: Path) -> Path:
-    path = shared_data_dir / "otto-sample" / "train_first20.jsonl"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    return path
+    return _sample(shared_data_dir, "otto-sample/train_first20.jsonl")
 
 
 @pytest.fixture(scope="session")

@@ -99,7 +99,7 @@ def replay(file: Path, rate: float | None, create_topics: bool, **overrides: Any
     )
 
 
-def _format_message(topic: str, key: bytes | None, value: bytes, headers: Any) -> str:
+def _format_message(key: bytes | None, value: bytes, headers: Any) -> str:
     if headers:
         meta = {k: v.decode("utf-8", "replace") for k, v in headers}
         return orjson.dumps(
@@ -134,7 +134,7 @@ async def follow(
             batch = await consumer.getmany(timeout_ms=500)
             for messages in batch.values():
                 for message in messages:
-                    click.echo(_format_message(topic, message.key, message.value, message.headers))
+                    click.echo(_format_message(message.key, message.value, message.headers))
                     seen += 1
                     last = time.monotonic()
             if idle_timeout is not None and time.monotonic() - last > idle_timeout:

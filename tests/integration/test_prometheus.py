@@ -49,7 +49,7 @@ def prometheus_config(tmp: Path, metrics_port: int) -> Path:
     return config
 
 
-def events(n: int) -> list[tuple[str, bytes | None, bytes]]:
+def events(topic: str, n: int) -> list[tuple[str, bytes | None, bytes]]:
     out: list[tuple[str, bytes | None, bytes]] = []
     kinds = ["view", "view", "add_to_cart", "view", "purchase"]
     for i in range(n):
@@ -60,8 +60,8 @@ def events(n: int) -> list[tuple[str, bytes | None, bytes]]:
             "item_id": str(i % 9),
             "ts": T0 + i * 100,
         }
-        out.append(("events", user.encode(), orjson.dumps(body)))
-    out.append(("events", b"user-1", b"{not json"))
+        out.append((topic, user.encode(), orjson.dumps(body)))
+    out.append((topic, b"user-1", b"{not json"))
     return out
 
 
@@ -87,7 +87,7 @@ def test_every_dashboard_and_alert_expression_has_data(
     )
     try:
         worker.wait_ready()
-        records = [(settings.input_topics[0], k, v) for _, k, v in events(200)]
+        records = events(settings.input_topics[0], 200)
         # Two waves, some seconds apart, so rate() windows see increases.
         asyncio.run(produce(kafka_bootstrap, records[:100]))
         time.sleep(4)
