@@ -18,13 +18,14 @@ from model.baselines import LIGHTGBM, LOGISTIC, fit_baselines, predict
 from model.batches import make_batches, scatter_outputs
 from model.bootstrap import interval, replicate_values, user_replicates
 from model.config import HEADS
-from model.data import Dataset, window_masks
+from model.data import CEILING, ORACLE, Dataset, window_masks
 from model.export import LoadedModel
 from model.metrics import NEVER, best_f1_threshold, binary_metrics, ranking_metrics
 from model.splits import TEST, TRAIN, VALIDATION, TimeSplit
 from schemas.events import EVENT_TYPES
 
-CNN_LSTM, ALL_NEGATIVE, ORACLE = "cnn_lstm", "all_negative", "oracle"
+CNN_LSTM, ALL_NEGATIVE = "cnn_lstm", "all_negative"
+REFERENCES = (ORACLE, CEILING)  # simulated data only; purchase head only
 SESSION_BUCKETS: Final = ((1, 1, "1st"), (2, 3, "2-3"), (4, 10, "4-10"), (11, 10**9, "11+"))
 BUCKET_ORDER: Final = {
     "event_type": EVENT_TYPES,
@@ -75,7 +76,7 @@ def score_heads(
         "event_type": np.array(EVENT_TYPES, dtype=object)[dataset.flat("event_types")],
         "session_position": session_bucket(dataset.flat("session_position")),
     }
-    oracle = dataset.flat("oracle")
+    references = {name: dataset.flat_reference(name) for name in dataset.reference_names}
     heads = []
     for h, name in enumerate(HEADS):
         train, val, test = (masks[w][:, h] for w in (TRAIN, VALIDATION, TEST))
@@ -86,8 +87,8 @@ def score_heads(
             either = val | test
             scores[n][either] = predict(model, features[either])
         scores[ALL_NEGATIVE] = np.full(len(labels), labels[train, h].mean() if train.any() else 0.0)
-        if dataset.has_oracle and name == "purchase":
-            scores[ORACLE] = oracle
+        if name == "purchase":
+            scores |= references
         heads.append(
             HeadScores(
                 head=name,
@@ -146,7 +147,7 @@ def assess_head(scores: HeadScores, *, bootstrap: int, seed: int) -> dict[str, A
             "roc_auc"
         ]
     differences = {}
-    for other in (LOGISTIC, LIGHTGBM, ORACLE):
+    for other in (LOGISTIC, LIGHTGBM, *REFERENCES):
         if other in models:
             diff = (
                 models[CNN_LSTM]["_replicates"]["roc_auc"] - models[other]["_replicates"]["roc_auc"]

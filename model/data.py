@@ -2,20 +2,24 @@
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from model.features import EncoderState, EventRecord, encode_step, record_from_event
-from model.importers.jsonl import ORACLE_KEY, read_jsonl_with_extras
+from model.importers.jsonl import CEILING_KEY, ORACLE_KEY, read_jsonl_with_extras
 from model.labels import UserLabels, label_user
 from model.splits import TEST, TRAIN, TimeSplit, split_by_fractions
 from schemas.events import ShopEvent
 from schemas.exceptions import PropensityError
 
 HEAD_PURCHASE, HEAD_CART_ABANDON = 0, 1
+# Reference probabilities of purchase within H that simulated data carries: name -> JSONL key.
+ORACLE, CEILING = "oracle", "ceiling"
+REFERENCE_KEYS = {ORACLE: ORACLE_KEY, CEILING: CEILING_KEY}
+References = Mapping[str, Sequence[float | None]]
 
 
 class DatasetError(PropensityError):
@@ -35,7 +39,8 @@ class UserSequence:
     cart_value: np.ndarray  # (T,) float32, encoder cart value after the event
     session_position: np.ndarray  # (T,) int32, 1 = first event of its session
     labels: UserLabels
-    oracle: np.ndarray  # (T,) float32, true P(purchase within H) or NaN when unknown
+    # name -> (T,) float32 reference P(purchase within H), NaN where unknown (see REFERENCE_KEYS)
+    references: dict[str, np.ndarray]
 
 
 @dataclass
@@ -45,7 +50,14 @@ class Dataset:
     users: list[UserSequence]
     horizon_ms: int
     data_end_ms: int
-    has_oracle: bool
+    reference_names: tuple[str, ...]  # the references that some event carries
+
+    @property
+    def has_oracle(self) -> bool:
+        return ORACLE in self.reference_names
+
+    def flat_reference(self, name: str) -> np.ndarray:
+        return np.concatenate([u.references[name] for u in self.users])
 
     @property
     def n_events(self) -> int:
@@ -76,7 +88,11 @@ def _fold(records: list[EventRecord]) -> tuple[np.ndarray, list[int], list[float
 
 
 def _user_sequence(
-    user_id: str, items: list[tuple[ShopEvent, float | None]], horizon_ms: int, data_end_ms: int
+    user_id: str,
+    items: list[tuple[ShopEvent, dict[str, float | None]]],
+    horizon_ms: int,
+    data_end_ms: int,
+    reference_names: tuple[str, ...],
 ) -> UserSequence:
     items.sort(key=lambda pair: pair[0].ts)  # stable: ties keep arrival order
     records = [record_from_event(event) for event, _ in items]
@@ -85,7 +101,12 @@ def _user_sequence(
     types = np.array([r.event_type for r in records], dtype=np.int8)
     cart_items = np.array(carts, dtype=np.int32)
     labels = label_user(ts, types, cart_items, horizon_ms=horizon_ms, data_end_ms=data_end_ms)
-    oracle = np.array([np.nan if o is None else o for _, o in items], dtype=np.float32)
+    references = {
+        name: np.array(
+            [np.nan if (v := refs.get(name)) is None else v for _, refs in items], dtype=np.float32
+        )
+        for name in reference_names
+    }
     return UserSequence(
         user_id=user_id,
         records=records,
@@ -96,7 +117,7 @@ def _user_sequence(
         cart_value=np.array(values, dtype=np.float32),
         session_position=np.array(positions, dtype=np.int32),
         labels=labels,
-        oracle=oracle,
+        references=references,
     )
 
 
@@ -104,19 +125,25 @@ def build_dataset(
     events: Iterable[ShopEvent],
     *,
     horizon_ms: int,
-    oracle: Sequence[float | None] | None = None,
+    references: References | None = None,
 ) -> Dataset:
-    """Group events by user, order each user's by event time, encode and label them."""
-    by_user: dict[str, list[tuple[ShopEvent, float | None]]] = defaultdict(list)
+    """Group events by user, order each user's by event time, encode and label them;
+    ``references`` (name -> one value per event) ride along, e.g. the simulator's oracle."""
+    names = tuple(
+        name for name, values in (references or {}).items() if any(v is not None for v in values)
+    )
+    columns = [(name, (references or {})[name]) for name in names]
+    by_user: dict[str, list[tuple[ShopEvent, dict[str, float | None]]]] = defaultdict(list)
     data_end = -1
     for i, event in enumerate(events):
-        by_user[event.user_id].append((event, None if oracle is None else oracle[i]))
+        by_user[event.user_id].append((event, {name: values[i] for name, values in columns}))
         data_end = max(data_end, event.ts)
     if not by_user:
         raise DatasetError("no events to build a dataset from")
-    users = [_user_sequence(uid, items, horizon_ms, data_end) for uid, items in by_user.items()]
-    has_oracle = oracle is not None and any(o is not None for o in oracle)
-    return Dataset(users=users, horizon_ms=horizon_ms, data_end_ms=data_end, has_oracle=has_oracle)
+    users = [
+        _user_sequence(uid, items, horizon_ms, data_end, names) for uid, items in by_user.items()
+    ]
+    return Dataset(users=users, horizon_ms=horizon_ms, data_end_ms=data_end, reference_names=names)
 
 
 def labelled_times(dataset: Dataset) -> np.ndarray:
@@ -173,13 +200,14 @@ def file_fingerprint(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def load_events(path: Path) -> tuple[list[ShopEvent], list[float | None] | None]:
-    """Contract events of a JSONL file (bad lines skipped and logged) and their
-    ``oracle_purchase`` values, or None when no line carries one."""
+def load_events(path: Path) -> tuple[list[ShopEvent], dict[str, list[float | None]]]:
+    """Contract events of a JSONL file (bad lines skipped and logged) and the reference
+    probabilities their lines carry (``oracle_purchase``, ``ceiling_purchase``), by name."""
     events: list[ShopEvent] = []
-    oracle: list[float | None] = []
-    for event, extras in read_jsonl_with_extras(path, (ORACLE_KEY,)):
+    references: dict[str, list[float | None]] = {name: [] for name in REFERENCE_KEYS}
+    for event, extras in read_jsonl_with_extras(path, tuple(REFERENCE_KEYS.values())):
         events.append(event)
-        value = extras.get(ORACLE_KEY)
-        oracle.append(None if value is None else float(value))
-    return events, oracle if any(o is not None for o in oracle) else None
+        for name, key in REFERENCE_KEYS.items():
+            value = extras.get(key)
+            references[name].append(None if value is None else float(value))
+    return events, references

@@ -58,7 +58,7 @@ def evaluate_dataset(
         "data_end_ms": dataset.data_end_ms,
         "events": dataset.n_events,
         "users": len(dataset.users),
-        "has_oracle": dataset.has_oracle,
+        "references": list(dataset.reference_names),
         "bootstrap": {"replicates": bootstrap, "unit": "user", "level": 0.95, "seed": seed},
         "heads": {},
         "plots": {},
@@ -103,8 +103,8 @@ def evaluate(
     horizon_ms = (
         loaded.meta.horizon_ms if horizon_minutes is None else int(horizon_minutes * 60_000)
     )
-    events, oracle = load_events(data_path)
-    dataset = build_dataset(events, horizon_ms=horizon_ms, oracle=oracle)
+    events, references = load_events(data_path)
+    dataset = build_dataset(events, horizon_ms=horizon_ms, references=references)
     fingerprint = file_fingerprint(data_path)
     split, how = resolve_split(loaded, dataset, fingerprint)
     context = {

@@ -5,15 +5,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from model.assessment import ALL_NEGATIVE, CNN_LSTM, ORACLE
+from model.assessment import ALL_NEGATIVE, CNN_LSTM
 from model.baselines import LIGHTGBM, LOGISTIC
+from model.data import CEILING, ORACLE
 
 LABELS: Final = {
     CNN_LSTM: "CNN+LSTM",
     LOGISTIC: "logistic regression",
     LIGHTGBM: "LightGBM",
     ALL_NEGATIVE: "all-negative",
-    ORACLE: "oracle (true P)",
+    ORACLE: "oracle (true P, hidden state)",
+    CEILING: "ceiling (Bayes P from the events)",
 }
 COLUMNS: Final = (
     ("roc_auc", "ROC-AUC"),
@@ -62,6 +64,12 @@ def _table(models: dict[str, Any], with_threshold: bool = True) -> list[str]:
     return lines
 
 
+def _difference(head: dict[str, Any], other: str) -> str:
+    gap = head["differences"][f"{CNN_LSTM} - {other}"]
+    low, high = gap["ci"]
+    return f"{gap['roc_auc']:+.3f} (95% CI {low:+.3f} to {high:+.3f})"
+
+
 def verdict(head: dict[str, Any]) -> list[str]:
     """Plain sentences: who wins on test ROC-AUC, by how much, and whether the CI excludes 0."""
     models = head["models"]
@@ -93,12 +101,17 @@ def verdict(head: dict[str, Any]) -> list[str]:
             "(the all-negative baseline's AUC)."
         )
     if ORACLE in models:
-        gap = head["differences"][f"{CNN_LSTM} - {ORACLE}"]
-        low, high = gap["ci"]
         lines.append(
-            "- Oracle (the simulator's true probability) ROC-AUC "
-            f"{_with_ci(models[ORACLE], 'roc_auc')}; CNN+LSTM − oracle {gap['roc_auc']:+.3f} "
-            f"(95% CI {low:+.3f} to {high:+.3f})."
+            "- Oracle (the simulator's true probability, which knows the hidden shopper state) "
+            f"ROC-AUC {_with_ci(models[ORACLE], 'roc_auc')}; CNN+LSTM − oracle "
+            f"{_difference(head, ORACLE)}."
+        )
+    if CEILING in models:
+        lines.append(
+            "- Ceiling (the exact Bayes probability from the shopper's visible events alone: no "
+            f"model of the events can rank better in expectation) ROC-AUC "
+            f"{_with_ci(models[CEILING], 'roc_auc')}; CNN+LSTM − ceiling "
+            f"{_difference(head, CEILING)}."
         )
     return lines
 

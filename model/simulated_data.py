@@ -3,18 +3,20 @@
 from dataclasses import asdict
 from typing import Any
 
-from model.data import Dataset, build_dataset
+from model.data import CEILING, ORACLE, Dataset, build_dataset
 from model.simulate import SimulationConfig, simulate
 
 
 def dataset_from_settings(settings: dict[str, Any]) -> Dataset:
     """Re-run a simulation from its recorded settings (seeded, so the same events)."""
     config = SimulationConfig(**settings)
-    events, oracle = [], []
-    for item in simulate(config):
-        events.append(item.event)
-        oracle.append(item.oracle_purchase)
-    return build_dataset(events, horizon_ms=config.horizon_ms, oracle=oracle)
+    items = list(simulate(config))
+    references = {
+        ORACLE: [item.oracle_purchase for item in items],
+        CEILING: [item.ceiling_purchase for item in items],
+    }
+    events = [item.event for item in items]
+    return build_dataset(events, horizon_ms=config.horizon_ms, references=references)
 
 
 def simulated_dataset(

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import torch
 
 from model.data import (
     Dataset,
+    DatasetError,
     build_dataset,
     choose_split,
     file_fingerprint,
@@ -19,6 +21,8 @@ from model.data import (
 from model.export import ModelMeta, save_model
 from model.fitting import TrainConfig, calibrate, fit
 from model.splits import WINDOW_NAMES, TimeSplit
+
+log = logging.getLogger(__name__)
 
 __all__ = ["TrainConfig", "train_dataset", "train_file", "train_simulated"]
 
@@ -40,6 +44,29 @@ def window_counts(dataset: Dataset, split: TimeSplit) -> dict[str, dict[str, int
     return out
 
 
+def check_windows(windows: dict[str, dict[str, int]], horizon_ms: int) -> None:
+    """Refuse a split whose train window has nothing to learn from; warn when validation
+    cannot steer early stopping and calibration (no purchase in it, or no non-purchase)."""
+    minutes = f"{horizon_ms / 60_000:g}-minute"
+    train = windows["train"]
+    if not train["purchase_positives"] or train["purchase_positives"] == train["purchase_events"]:
+        raise DatasetError(
+            f"the train window has {train['purchase_events']} labelled events, "
+            f"{train['purchase_positives']} with a purchase, once events whose {minutes} "
+            "horizon reaches into the validation window are left out: use more data, a "
+            "shorter --horizon-minutes or other split fractions"
+        )
+    val = windows["validation"]
+    if not val["purchase_positives"] or val["purchase_positives"] == val["purchase_events"]:
+        log.warning(
+            "the validation window has %d labelled events, %d with a purchase: early stopping "
+            "falls back to the training loss and the probabilities stay uncalibrated; give "
+            "validation a larger share (--val-fraction) or use a shorter --horizon-minutes",
+            val["purchase_events"],
+            val["purchase_positives"],
+        )
+
+
 def train_dataset(
     dataset: Dataset,
     out: Path,
@@ -58,6 +85,8 @@ def train_dataset(
         val_start_ms=config.val_start_ms,
         test_start_ms=config.test_start_ms,
     )
+    windows = window_counts(dataset, split)
+    check_windows(windows, dataset.horizon_ms)
     result = fit(dataset, split, config, progress=progress)
     validation = calibrate(result.net, dataset, split, config)
     metrics = {
@@ -71,7 +100,7 @@ def train_dataset(
         "data_end_ms": dataset.data_end_ms,
         "split": split.to_dict(),
         "split_fractions": {"validation": config.val_fraction, "test": config.test_fraction},
-        "windows": window_counts(dataset, split),
+        "windows": windows,
         "training": asdict(config),
         "source": source,
     }
@@ -88,8 +117,8 @@ def train_file(
     data: Path, out: Path, *, horizon_ms: int, config: TrainConfig, progress: bool = True
 ) -> ModelMeta:
     """Train on a JSONL file of contract events (e.g. from ``propensity import``)."""
-    events, oracle = load_events(data)
-    dataset = build_dataset(events, horizon_ms=horizon_ms, oracle=oracle)
+    events, references = load_events(data)
+    dataset = build_dataset(events, horizon_ms=horizon_ms, references=references)
     source = {"kind": "file", "path": str(data), "events": len(events), "users": len(dataset.users)}
     return train_dataset(
         dataset,

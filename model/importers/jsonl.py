@@ -27,12 +27,14 @@ CONTRACT_KEYS: Final = frozenset(
         "quantity",
     }
 )
-ORACLE_KEY: Final = "oracle_purchase"
+ORACLE_KEY: Final = "oracle_purchase"  # simulated: P(purchase within H | hidden state)
+CEILING_KEY: Final = "ceiling_purchase"  # simulated: P(purchase within H | visible events)
+REFERENCE_KEYS: Final = (ORACLE_KEY, CEILING_KEY)
 
 
 def read_jsonl_with_extras(
     path: Path,
-    extras: Collection[str] | None = (ORACLE_KEY,),
+    extras: Collection[str] | None = REFERENCE_KEYS,
     report: ImportReport | None = None,
     progress: ProgressHook | None = None,
 ) -> Iterator[tuple[ShopEvent, dict[str, Any]]]:

@@ -5,7 +5,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
-from model.importers.jsonl import ORACLE_KEY
+from model.importers.jsonl import CEILING_KEY, ORACLE_KEY
 from model.importers.jsonl import write_jsonl as _write_rows
 from model.simulate.config import DEFAULT_START_MS, SimulatedEvent, SimulationConfig
 from model.simulate.run import simulate
@@ -34,21 +34,19 @@ def simulate_n_events(
     return itertools.islice(simulate(config), n_events)
 
 
+def _references(e: SimulatedEvent) -> dict[str, float]:
+    pairs = ((ORACLE_KEY, e.oracle_purchase), (CEILING_KEY, e.ceiling_purchase))
+    return {key: round(value, ORACLE_DECIMALS) for key, value in pairs if value is not None}
+
+
 def write_jsonl(events: Iterable[SimulatedEvent], path: Path) -> int:
-    """Write contract JSON Lines, adding ``oracle_purchase`` wherever it is known."""
-    rows = (
-        (
-            e.event,
-            {}
-            if e.oracle_purchase is None
-            else {ORACLE_KEY: round(e.oracle_purchase, ORACLE_DECIMALS)},
-        )
-        for e in events
-    )
-    return _write_rows(rows, path)
+    """Write contract JSON Lines, adding ``oracle_purchase`` and ``ceiling_purchase``
+    wherever they are known."""
+    return _write_rows(((e.event, _references(e)) for e in events), path)
 
 
 __all__ = [
+    "CEILING_KEY",
     "ORACLE_KEY",
     "SimulatedEvent",
     "SimulationConfig",

@@ -37,6 +37,7 @@ CATEGORIES: Final = (
 )
 ITEM_ID_BASE: Final = 1_000_000
 ZIPF_EXPONENT: Final = 1.1  # a few best-sellers per category, a long tail
+MIN_ITEMS_PER_CATEGORY: Final = 8  # more than a cart holds, so a fresh pick always exists
 
 
 class Item(NamedTuple):
@@ -52,6 +53,8 @@ class Catalogue:
     items_by_category: tuple[tuple[Item, ...], ...]
     item_weights: tuple[tuple[float, ...], ...]  # cumulative, per category
     category_weights: tuple[float, ...]  # cumulative
+    # item id -> (category index, P(item | a pick in its category))
+    lookup: dict[str, tuple[int, float]]
 
     def pick_category(self, rng: random.Random) -> int:
         return bisect.bisect_right(self.category_weights, rng.random() * self.category_weights[-1])
@@ -61,6 +64,18 @@ class Catalogue:
         index = bisect.bisect_right(weights, rng.random() * weights[-1])
         return self.items_by_category[category][min(index, len(weights) - 1)]
 
+    def category_index(self, item: Item) -> int:
+        return self.lookup[item.item_id][0]
+
+    def item_probability(self, item: Item) -> float:
+        """P(``item`` | a popularity-weighted pick within its own category)."""
+        return self.lookup[item.item_id][1]
+
+    def category_share(self, category: int) -> float:
+        """P(``category`` | a popularity-weighted pick of a category)."""
+        weights = self.category_weights
+        return (weights[category] - (weights[category - 1] if category else 0.0)) / weights[-1]
+
 
 def build_catalogue(n_items: int, seed: int) -> Catalogue:
     """``n_items`` items spread over the categories by popularity; prices are log-normal."""
@@ -69,7 +84,7 @@ def build_catalogue(n_items: int, seed: int) -> Catalogue:
     groups = []
     next_id = ITEM_ID_BASE
     for spec in CATEGORIES:
-        count = max(3, round(n_items * spec.popularity / total))
+        count = max(MIN_ITEMS_PER_CATEGORY, round(n_items * spec.popularity / total))
         log_median = math.log(spec.median_price)
         items = []
         for _ in range(count):
@@ -82,4 +97,9 @@ def build_catalogue(n_items: int, seed: int) -> Catalogue:
         for g in groups
     )
     category_weights = tuple(itertools.accumulate(spec.popularity for spec in CATEGORIES))
-    return Catalogue(tuple(groups), item_weights, category_weights)
+    lookup = {
+        item.item_id: (c, (weights[r] - (weights[r - 1] if r else 0.0)) / weights[-1])
+        for c, (group, weights) in enumerate(zip(groups, item_weights, strict=True))
+        for r, item in enumerate(group)
+    }
+    return Catalogue(tuple(groups), item_weights, category_weights, lookup)

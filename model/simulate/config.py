@@ -38,7 +38,9 @@ class SimulationConfig:
 
 
 class SimulatedEvent(NamedTuple):
-    """One event and, when computed, P(this shopper purchases within the horizon after it)."""
+    """One event and, when computed, P(this shopper purchases within the horizon after it):
+    given the hidden state (oracle) and given only the shopper's visible events (ceiling)."""
 
     event: ShopEvent
     oracle_purchase: float | None
+    ceiling_purchase: float | None = None

@@ -88,6 +88,10 @@ class PurchaseOracle:
         """Exact P(the chain, in ``state`` at ``start_ms``, purchases by ``end_ms``)."""
         if end_ms <= start_ms:
             return 0.0
+        return min(1.0, max(0.0, float(self.probabilities(segment, start_ms, end_ms)[state])))
+
+    def probabilities(self, segment: int, start_ms: int, end_ms: int) -> np.ndarray:
+        """The same probability for every state at once (index ``ABSORBED`` is 1)."""
         hours = self._hours[segment]
         first_end = min((start_ms // HOUR_MS + 1) * HOUR_MS, end_ms)
         whole, last_ms = divmod(end_ms - first_end, HOUR_MS)
@@ -97,8 +101,7 @@ class PurchaseOracle:
             v = hours[(first_whole_hour + whole) % 24].apply(last_ms / HOUR_MS, v)
         if whole:
             v = self._run(segment, first_whole_hour, whole) @ v
-        v = hours[(start_ms // HOUR_MS) % 24].apply((first_end - start_ms) / HOUR_MS, v)
-        return min(1.0, max(0.0, float(v[state])))
+        return hours[(start_ms // HOUR_MS) % 24].apply((first_end - start_ms) / HOUR_MS, v)
 
     def _run(self, segment: int, first_hour: int, count: int) -> np.ndarray:
         """Transition matrix of ``count`` whole hours starting at ``first_hour`` (cached)."""

@@ -9,9 +9,11 @@ from typing import Final
 
 from model.simulate.behaviour import Basket
 from model.simulate.catalogue import Catalogue, Item, build_catalogue
+from model.simulate.ceiling import CeilingModel, ShopperPosterior
 from model.simulate.config import SimulatedEvent, SimulationConfig
 from model.simulate.oracle import PurchaseOracle
 from model.simulate.shopper import (
+    INITIAL_INTENT,
     N_STATES,
     SEGMENTS,
     Kind,
@@ -23,8 +25,6 @@ from model.simulate.shopper import (
 )
 from schemas.events import ShopEvent
 
-INITIAL_INTENT: Final = (0.55, 0.25, 0.13, 0.07)
-INITIAL_CART_CHANCE: Final = 0.3  # of a shopper who starts at intent >= 2
 CHECKOUT_STEP_MS: Final = 1000  # the purchase events of one checkout, one second apart
 _INTENT: Final = tuple(unpack(s)[1] for s in range(N_STATES))
 
@@ -39,12 +39,15 @@ class World:
     catalogue: Catalogue
     tables: tuple[list[StateJumps], ...]
     oracle: PurchaseOracle | None
+    ceiling: CeilingModel | None
 
 
 def build_world(config: SimulationConfig) -> World:
     oracle = PurchaseOracle() if config.with_oracle else None
     tables = tuple(jump_table(segment) for segment in SEGMENTS)
-    return World(config, build_catalogue(config.n_items, config.seed), tables, oracle)
+    catalogue = build_catalogue(config.n_items, config.seed)
+    ceiling = CeilingModel(catalogue, config.horizon_ms, oracle) if oracle else None
+    return World(config, catalogue, tables, oracle, ceiling)
 
 
 def _pick(rng: random.Random, shares: tuple[float, ...]) -> int:
@@ -53,16 +56,10 @@ def _pick(rng: random.Random, shares: tuple[float, ...]) -> int:
 
 
 def _start(rng: random.Random, basket: Basket) -> tuple[int, int]:
-    """A new shopper's segment and idle starting state (a keen one may hold a cart)."""
+    """A new shopper's segment, need and idle starting state (with an empty cart)."""
     segment = _pick(rng, tuple(s.share for s in SEGMENTS))
     basket.new_need(rng)
-    intent = _pick(rng, INITIAL_INTENT)
-    cart = 0
-    if intent >= 2 and rng.random() < INITIAL_CART_CHANCE:
-        basket.view(rng, intent, True)
-        basket.add(rng)
-        cart = 1
-    return segment, state_index(0, intent, cart)
+    return segment, state_index(0, _pick(rng, INITIAL_INTENT), 0)
 
 
 def _actions(rng: random.Random, basket: Basket, kind: Kind, intent: int) -> list[Action]:
@@ -70,18 +67,19 @@ def _actions(rng: random.Random, basket: Basket, kind: Kind, intent: int) -> lis
     if kind in (Kind.START, Kind.VIEW, Kind.VIEW_INTEREST):
         return [("view", basket.view(rng, intent, kind == Kind.VIEW_INTEREST), None)]
     if kind == Kind.WISHLIST:
-        return [("wishlist", basket.wish(rng, intent), None)]
+        return [("wishlist", basket.wish(rng), None)]
     if kind == Kind.ADD:
         return [("add_to_cart", *basket.add(rng))]
     if kind in (Kind.REMOVE, Kind.REMOVE_COOL):
         return [("remove_from_cart", *basket.remove(rng))]
     if kind == Kind.BUY_NOW:
-        return [("purchase", basket.buy_now(rng), 1)]
+        return [("purchase", basket.unheld(rng), 1)]
     return [("purchase", item, quantity) for item, quantity in basket.checkout()]
 
 
 def shopper_events(world: World, index: int) -> Iterator[SimulatedEvent]:
-    """One shopper's events in time order, each with its oracle probability when enabled.
+    """One shopper's events in time order, each with its oracle and ceiling probabilities
+    when enabled (the ceiling: the Bayes filter of this shopper's visible events).
 
     After a visible event the chain restarts from exactly the event's (whole-millisecond)
     time and the hidden state the oracle is given, so the oracle describes the future this
@@ -95,6 +93,7 @@ def shopper_events(world: World, index: int) -> Iterator[SimulatedEvent]:
     segment, state = _start(rng, basket)
     table = world.tables[segment]
     oracle = world.oracle
+    posterior = ShopperPosterior(world.ceiling, config.start_ms) if world.ceiling else None
     end = config.end_ms
     horizon = config.horizon_ms
     prefix = f"sim{config.seed}-{index}-"
@@ -130,7 +129,8 @@ def shopper_events(world: World, index: int) -> Iterator[SimulatedEvent]:
                 p = 1.0  # the rest of this checkout follows within seconds
             else:
                 p = oracle.probability(segment, state, when, when + horizon)
-            yield SimulatedEvent(event, p)
+            ceiling = None if posterior is None else posterior.observe(event)
+            yield SimulatedEvent(event, p, ceiling)
         t = float(ts + (len(actions) - 1) * CHECKOUT_STEP_MS)
 
 

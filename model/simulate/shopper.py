@@ -57,6 +57,7 @@ SEGMENTS: Final = (
     Segment("regular", 0.35, 1.0),
     Segment("frequent", 0.10, 3.0),
 )
+INITIAL_INTENT: Final = (0.55, 0.25, 0.13, 0.07)  # a new shopper starts away, cart empty
 
 # Visit-rate multiplier by UTC hour: quiet nights, a lunch bump, an evening peak (mean 1).
 _RAW_RHYTHM: Final = (

@@ -148,17 +148,19 @@ def test_the_artifact_split_is_reused_on_its_own_data(report: tuple[Path, dict])
     )
 
 
-def test_simulated_evaluation_shows_the_oracle(tmp_path: Path) -> None:
+def test_simulated_evaluation_shows_the_oracle_and_the_ceiling(tmp_path: Path) -> None:
     from model.evaluate import evaluate_simulated
     from model.train import train_simulated
 
     model = tmp_path / "sim.pt"
-    train_simulated(model, quick=True, progress=False, users=80, days=3)
+    train_simulated(model, quick=True, progress=False, users=80, days=4)
     results = evaluate_simulated(model, tmp_path / "report", bootstrap=5, threads=1)
     oracle = results["heads"]["purchase"]["models"]["oracle"]["test"]["roc_auc"]
     assert 0.5 < oracle <= 1.0
-    assert "cnn_lstm - oracle" in results["heads"]["purchase"]["differences"]
-    assert (
-        "Oracle (the simulator's true probability)"
-        in (tmp_path / "report" / "report.md").read_text()
-    )
+    ceiling = results["heads"]["purchase"]["models"]["ceiling"]["test"]["roc_auc"]
+    assert 0.5 < ceiling <= 1.0
+    differences = results["heads"]["purchase"]["differences"]
+    assert {"cnn_lstm - oracle", "cnn_lstm - ceiling"} <= set(differences)
+    assert "ceiling" not in results["heads"]["cart_abandon"]["models"]
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "Oracle (the simulator's true probability" in text and "Ceiling (the exact Bayes" in text

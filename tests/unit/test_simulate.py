@@ -81,7 +81,7 @@ def test_same_seed_same_events_other_seed_other_events(small_run: list[Simulated
 def test_the_oracle_does_not_change_the_events(small_run: list[SimulatedEvent]) -> None:
     plain = list(simulate(SimulationConfig(n_users=300, days=3, seed=3, with_oracle=False)))
     assert [e.event for e in plain] == [e.event for e in small_run]
-    assert all(e.oracle_purchase is None for e in plain)
+    assert all(e.oracle_purchase is None and e.ceiling_purchase is None for e in plain)
     assert all(0.0 <= e.oracle_purchase <= 1.0 for e in small_run if e.oracle_purchase is not None)
     assert all(e.oracle_purchase is not None for e in small_run)
 
@@ -242,6 +242,7 @@ def test_write_jsonl_round_trips_with_the_oracle(
     assert [event for event, _ in back] == [e.event for e in small_run]
     for (_, extra), item in zip(back, small_run, strict=True):
         assert extra["oracle_purchase"] == pytest.approx(item.oracle_purchase, abs=1e-6)
+        assert extra["ceiling_purchase"] == pytest.approx(item.ceiling_purchase, abs=1e-6)
 
 
 def test_config_rejects_nonsense() -> None:
@@ -257,8 +258,10 @@ def test_cli_simulate_writes_events_with_and_without_oracle(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert lines and all("oracle_purchase" in line for line in lines)
+    assert all(0.0 <= line["ceiling_purchase"] <= 1.0 for line in lines)
     assert "events" in result.output
     result = CliRunner().invoke(main, [*args, "--no-oracle", "--no-progress"])
     assert result.exit_code == 0, result.output
     plain = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    assert [{k: v for k, v in line.items() if k != "oracle_purchase"} for line in lines] == plain
+    references = {"oracle_purchase", "ceiling_purchase"}
+    assert [{k: v for k, v in line.items() if k not in references} for line in lines] == plain

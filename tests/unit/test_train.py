@@ -147,9 +147,32 @@ def test_cli_trains_quick_and_rejects_bad_input(data_file: Path, tmp_path: Path)
 def test_train_simulated_quick_records_the_simulation(tmp_path: Path) -> None:
     from model.train import simulation_fingerprint, train_simulated
 
-    meta = train_simulated(tmp_path / "sim.pt", quick=True, progress=False, users=80, days=3)
+    meta = train_simulated(tmp_path / "sim.pt", quick=True, progress=False, users=80, days=4)
     source = meta.metrics["source"]
     assert source["kind"] == "simulated" and source["simulation"]["n_users"] == 80
     assert meta.data_fingerprint == simulation_fingerprint(source["simulation"])
     assert meta.horizon_ms == source["simulation"]["horizon_ms"]
     assert load_model(tmp_path / "sim.pt").meta.model_version == meta.model_version
+
+
+def test_a_split_without_training_labels_is_refused_and_a_one_class_validation_warned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from model.data import DatasetError
+    from model.train import check_windows
+
+    def windows(train: tuple[int, int], val: tuple[int, int]) -> dict[str, dict[str, int]]:
+        return {
+            name: {"purchase_events": n, "purchase_positives": pos, "cart_abandon_events": 0}
+            for name, (n, pos) in (("train", train), ("validation", val), ("test", (9, 3)))
+        }
+
+    with pytest.raises(DatasetError, match="train window has 0 labelled events"):
+        check_windows(windows((0, 0), (50, 5)), 30 * 60_000)
+    with pytest.raises(DatasetError, match="12 labelled events, 0 with a purchase"):
+        check_windows(windows((12, 0), (50, 5)), 30 * 60_000)
+    with caplog.at_level("WARNING"):
+        check_windows(windows((100, 10), (50, 5)), 30 * 60_000)
+        assert not caplog.records
+        check_windows(windows((100, 10), (129, 0)), 30 * 60_000)
+    assert "validation window has 129 labelled events, 0 with a purchase" in caplog.text
