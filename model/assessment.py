@@ -146,14 +146,14 @@ def assess_head(scores: HeadScores, *, bootstrap: int, seed: int) -> dict[str, A
         models[n]["validation_roc_auc"] = binary_metrics(scores.y_val, scores.val[n], NEVER)[
             "roc_auc"
         ]
+    pairs = [(CNN_LSTM, other) for other in (LOGISTIC, LIGHTGBM, *REFERENCES)]
+    pairs.append((CEILING, ORACLE))  # what the events cannot show
     differences = {}
-    for other in (LOGISTIC, LIGHTGBM, *REFERENCES):
-        if other in models:
-            diff = (
-                models[CNN_LSTM]["_replicates"]["roc_auc"] - models[other]["_replicates"]["roc_auc"]
-            )
-            point = models[CNN_LSTM]["test"]["roc_auc"] - models[other]["test"]["roc_auc"]
-            differences[f"{CNN_LSTM} - {other}"] = {"roc_auc": point, "ci": interval(diff)}
+    for one, other in pairs:
+        if one in models and other in models:
+            diff = models[one]["_replicates"]["roc_auc"] - models[other]["_replicates"]["roc_auc"]
+            point = models[one]["test"]["roc_auc"] - models[other]["test"]["roc_auc"]
+            differences[f"{one} - {other}"] = {"roc_auc": point, "ci": interval(diff)}
     for m in models.values():
         del m["_replicates"]
     buckets: dict[str, dict[str, Any]] = {}

@@ -64,8 +64,8 @@ def _table(models: dict[str, Any], with_threshold: bool = True) -> list[str]:
     return lines
 
 
-def _difference(head: dict[str, Any], other: str) -> str:
-    gap = head["differences"][f"{CNN_LSTM} - {other}"]
+def _difference(head: dict[str, Any], other: str, one: str = CNN_LSTM) -> str:
+    gap = head["differences"][f"{one} - {other}"]
     low, high = gap["ci"]
     return f"{gap['roc_auc']:+.3f} (95% CI {low:+.3f} to {high:+.3f})"
 
@@ -112,6 +112,11 @@ def verdict(head: dict[str, Any]) -> list[str]:
             f"model of the events can rank better in expectation) ROC-AUC "
             f"{_with_ci(models[CEILING], 'roc_auc')}; CNN+LSTM − ceiling "
             f"{_difference(head, CEILING)}."
+        )
+    if CEILING in models and ORACLE in models:
+        lines.append(
+            "- Ceiling − oracle (what the events cannot show: no model of them closes this) "
+            f"{_difference(head, ORACLE, CEILING)}."
         )
     return lines
 
