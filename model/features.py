@@ -15,12 +15,14 @@ import numpy as np
 
 from schemas.events import EVENT_TYPE_INDEX, EVENT_TYPES, ShopEvent
 
-ENCODER_VERSION: Final = 2
+ENCODER_VERSION: Final = 3
 SESSION_GAP_MS: Final = 30 * 60 * 1000
 MAX_CART_ITEMS: Final = 32
 MAX_RECENT_ITEMS: Final = 16
 MAX_RECENT_CATEGORIES: Final = 8  # the last few events' categories, repeats kept
 MAX_SESSION_CATEGORIES: Final = 8  # per-category event counts of the current session
+MAX_RECENT_VIEWS: Final = 6  # distinct items last viewed: a repeat view signals intent
+DAY_MS: Final = 86_400_000
 
 VIEW, ADD_TO_CART, REMOVE_FROM_CART, WISHLIST, PURCHASE = range(len(EVENT_TYPES))
 
@@ -45,6 +47,11 @@ FEATURE_NAMES: Final = (
     "log_session_category_events",
     "session_dominant_category_share",
     "recent_dominant_category_share",
+    "log_seconds_since_first_event",
+    "log_sessions_total",
+    "log_sessions_per_day",
+    "item_in_recent_views",
+    "log_session_repeat_views",
 )
 N_FEATURES: Final = len(FEATURE_NAMES)
 
@@ -60,6 +67,7 @@ def feature_spec_hash() -> str:
         "max_recent_items": MAX_RECENT_ITEMS,
         "max_recent_categories": MAX_RECENT_CATEGORIES,
         "max_session_categories": MAX_SESSION_CATEGORIES,
+        "max_recent_views": MAX_RECENT_VIEWS,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -100,13 +108,17 @@ class EncoderState:
 
     __slots__ = (
         "cart",
+        "first_ts",
         "n_events",
+        "n_sessions",
         "prev_ts",
         "recent_categories",
         "recent_items",
+        "recent_views",
         "session",
         "session_categories",
         "session_events",
+        "session_repeat_views",
         "session_start",
     )
 
@@ -120,6 +132,10 @@ class EncoderState:
         self.recent_items: list[int] = []
         self.recent_categories: list[int] = []  # oldest first, one per event, 0 = none
         self.session_categories: dict[int, int] = {}  # category -> events this session
+        self.first_ts = 0
+        self.n_sessions = 0
+        self.recent_views: list[int] = []  # distinct items last viewed, oldest first
+        self.session_repeat_views = 0  # views this session of an item in recent_views
 
     @property
     def cart_items(self) -> int:
@@ -187,10 +203,23 @@ def encode_step(state: EncoderState, record: EventRecord) -> list[float]:
     first = state.n_events == 0
     gap_ms = 0 if first else max(record.ts - state.prev_ts, 0)
     new_session = first or record.session != state.session or gap_ms > SESSION_GAP_MS
+    if first:
+        state.first_ts = record.ts
     if new_session:
         state.session = record.session
         state.session_start = record.ts
         state.session_events = 0
+        state.session_repeat_views = 0
+        state.n_sessions += 1
+    in_recent_views = record.item in state.recent_views
+    if record.event_type == VIEW:
+        views = state.recent_views
+        if in_recent_views:
+            state.session_repeat_views += 1
+        else:
+            views.append(record.item)
+            if len(views) > MAX_RECENT_VIEWS:
+                del views[0]
     item_in_cart = record.item in state.cart
     seen_recently = record.item in state.recent_items
     _update_cart(state, record)
@@ -224,6 +253,11 @@ def encode_step(state: EncoderState, record: EventRecord) -> list[float]:
         math.cos(2.0 * math.pi * hour / 24.0),
         math.log1p(state.n_events) / 6.0,
         *categories,
+        math.log1p((record.ts - state.first_ts) / 1000.0) / 14.0,
+        math.log1p(state.n_sessions) / 4.0,
+        math.log1p(state.n_sessions * DAY_MS / (record.ts - state.first_ts + DAY_MS)),
+        1.0 if in_recent_views else 0.0,
+        math.log1p(state.session_repeat_views) / 3.0,
     )
     return row
 

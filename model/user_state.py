@@ -13,7 +13,7 @@ import numpy as np
 
 from model.features import EncoderState, EventRecord
 
-STATE_FORMAT: Final = 2
+STATE_FORMAT: Final = 3
 
 SEQUENCE_DTYPE: Final = np.dtype(
     [
@@ -33,9 +33,9 @@ CART_DTYPE: Final = np.dtype([("item", "<u4"), ("quantity", "<u4"), ("price", "<
 SESSION_CATEGORY_DTYPE: Final = np.dtype([("category", "<u4"), ("events", "<u4")])
 
 # format, model tag, last update (wall ms), sequence length, cart size, recent size,
-# recent-categories size, session-categories size, context rows, hidden size, then the
-# encoder scalars.
-_HEADER = struct.Struct("<BIqHBBBBHHIqIqI")
+# recent-categories size, session-categories size, recent-views size, context rows, hidden
+# size, then the encoder scalars.
+_HEADER = struct.Struct("<BIqHBBBBBHHIqIqIqII")
 
 
 def model_tag(model_version: str) -> int:
@@ -96,6 +96,7 @@ def encode_state(state: UserState) -> bytes:
     recent = np.asarray(enc.recent_items, dtype="<u4")
     recent_categories = np.asarray(enc.recent_categories, dtype="<u4")
     session_categories = np.array(list(enc.session_categories.items()), SESSION_CATEGORY_DTYPE)
+    recent_views = np.asarray(enc.recent_views, dtype="<u4")
     header = _HEADER.pack(
         STATE_FORMAT,
         state.model_tag,
@@ -105,6 +106,7 @@ def encode_state(state: UserState) -> bytes:
         len(recent),
         len(recent_categories),
         len(session_categories),
+        len(recent_views),
         state.window.shape[0],
         state.h.shape[0],
         enc.n_events,
@@ -112,6 +114,9 @@ def encode_state(state: UserState) -> bytes:
         enc.session,
         enc.session_start,
         enc.session_events,
+        enc.first_ts,
+        enc.n_sessions,
+        enc.session_repeat_views,
     )
     return b"".join(
         (
@@ -120,6 +125,7 @@ def encode_state(state: UserState) -> bytes:
             recent.tobytes(),
             recent_categories.tobytes(),
             session_categories.tobytes(),
+            recent_views.tobytes(),
             state.window.astype("<f4", copy=False).tobytes(),
             state.h.astype("<f4", copy=False).tobytes(),
             state.c.astype("<f4", copy=False).tobytes(),
@@ -141,6 +147,7 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
         n_recent,
         n_recent_categories,
         n_session_categories,
+        n_recent_views,
         context,
         hidden,
         n_events,
@@ -148,6 +155,9 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
         session,
         session_start,
         session_events,
+        first_ts,
+        n_sessions,
+        session_repeat_views,
     ) = _HEADER.unpack_from(raw)
     offset = _HEADER.size
     cart = np.frombuffer(raw, CART_DTYPE, n_cart, offset)
@@ -158,6 +168,8 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
     offset += n_recent_categories * 4
     session_categories = np.frombuffer(raw, SESSION_CATEGORY_DTYPE, n_session_categories, offset)
     offset += n_session_categories * SESSION_CATEGORY_DTYPE.itemsize
+    recent_views = np.frombuffer(raw, "<u4", n_recent_views, offset)
+    offset += n_recent_views * 4
     window = np.frombuffer(raw, "<f4", context * n_features, offset).reshape(context, n_features)
     offset += context * n_features * 4
     h = np.frombuffer(raw, "<f4", hidden, offset)
@@ -170,10 +182,13 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
     enc = EncoderState()
     enc.n_events, enc.prev_ts, enc.session = n_events, prev_ts, session
     enc.session_start, enc.session_events = session_start, session_events
+    enc.first_ts, enc.n_sessions = first_ts, n_sessions
+    enc.session_repeat_views = session_repeat_views
     enc.cart = {int(i): (int(q), float(p)) for i, q, p in cart.tolist()}
     enc.recent_items = recent.tolist()
     enc.recent_categories = recent_categories.tolist()
     enc.session_categories = {int(c): int(n) for c, n in session_categories.tolist()}
+    enc.recent_views = recent_views.tolist()
     return UserState(tag, updated, enc, window, h, c, sequence)
 
 

@@ -132,3 +132,40 @@ def test_category_features_are_causal_and_bounded() -> None:
 def test_record_carries_a_stable_category_hash() -> None:
     assert record_from_event(ev("view", "a", 0, category="shoes")).category == stable_hash("shoes")
     assert record_from_event(ev("view", "a", 0)).category == 0
+
+
+def test_visit_frequency_and_repeat_view_features() -> None:
+    day = 86_400
+    events = [
+        ev("view", "a", 0, session_id="s1"),
+        ev("view", "b", 10, session_id="s1"),
+        ev("view", "a", 20, session_id="s1"),  # a repeat view of a recently viewed item
+        ev("add_to_cart", "b", 30, session_id="s1"),  # b was viewed: in recent views
+        ev("view", "c", day, session_id="s2"),  # a new session a day later
+        ev("view", "b", day + 10, session_id="s2"),
+    ]
+    features, _ = encode_events(events)
+    col = {n: features[:, FEATURE_NAMES.index(n)].tolist() for n in FEATURE_NAMES}
+    assert col["item_in_recent_views"] == [0.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    repeats = [0, 0, 1, 1, 0, 1]  # per session: reset when s2 starts
+    np.testing.assert_allclose(
+        col["log_session_repeat_views"], [np.log1p(r) / 3 for r in repeats], rtol=1e-6
+    )
+    sessions = [1, 1, 1, 1, 2, 2]
+    np.testing.assert_allclose(
+        col["log_sessions_total"], [np.log1p(s) / 4 for s in sessions], rtol=1e-6
+    )
+    elapsed = [0, 10, 20, 30, day, day + 10]
+    np.testing.assert_allclose(
+        col["log_sessions_per_day"],
+        [np.log1p(s * day / (e + day)) for s, e in zip(sessions, elapsed, strict=True)],
+        rtol=1e-6,
+    )
+
+
+def test_recent_views_keep_the_last_six_distinct_viewed_items() -> None:
+    state = EncoderState()
+    for i, item in enumerate("abcabdefgh"):
+        encode_step(state, record_from_event(ev("view", item, i)))
+    encode_step(state, record_from_event(ev("wishlist", "z", 20)))  # not a view
+    assert state.recent_views == [stable_hash(x) for x in "cdefgh"]
