@@ -73,7 +73,7 @@ def _summary(meta: ModelMeta, out: Path, seconds: float) -> None:
     "--users",
     type=click.IntRange(min=10),
     default=None,
-    help="Simulated users (default 2000, or 300 with --quick).",
+    help="Simulated users (default 6000, or 300 with --quick).",
 )
 @click.option(
     "--days",
