@@ -52,10 +52,6 @@ class Dataset:
     data_end_ms: int
     reference_names: tuple[str, ...]  # the references that some event carries
 
-    @property
-    def has_oracle(self) -> bool:
-        return ORACLE in self.reference_names
-
     def flat_reference(self, name: str) -> np.ndarray:
         return np.concatenate([u.references[name] for u in self.users])
 

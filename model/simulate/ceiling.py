@@ -32,6 +32,7 @@ import scipy.linalg
 
 from model.simulate.behaviour import ItemLikelihoods, item_likelihoods, remember
 from model.simulate.catalogue import Catalogue, Item
+from model.simulate.config import CHECKOUT_STEP_MS
 from model.simulate.oracle import PurchaseOracle
 from model.simulate.shopper import (
     HOUR_MS,
@@ -213,7 +214,7 @@ class ShopperPosterior:
             return through(Kind.REMOVE, flat) + through(Kind.REMOVE_COOL, flat)
         if kind == "purchase" and item.item_id in self.cart:
             self.checkout_left = len(self.cart) - 1
-            self.t = event.ts + self.checkout_left * 1000
+            self.t = event.ts + self.checkout_left * CHECKOUT_STEP_MS
             self.cart.clear()
             return through(Kind.CHECKOUT, np.ones(likes.wish.shape))
         if kind == "purchase":

@@ -8,6 +8,7 @@ from schemas.events import ShopEvent
 DEFAULT_START_MS: Final = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday
 DAY_MS: Final = 86_400_000
 MIN_HORIZON_MS: Final = 60_000  # longer than any checkout's run of purchase events
+CHECKOUT_STEP_MS: Final = 1000  # the purchase events of one checkout, one second apart
 
 
 @dataclass(frozen=True)

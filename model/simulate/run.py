@@ -10,7 +10,7 @@ from typing import Final
 from model.simulate.behaviour import Basket
 from model.simulate.catalogue import Catalogue, Item, build_catalogue
 from model.simulate.ceiling import CeilingModel, ShopperPosterior
-from model.simulate.config import SimulatedEvent, SimulationConfig
+from model.simulate.config import CHECKOUT_STEP_MS, SimulatedEvent, SimulationConfig
 from model.simulate.oracle import PurchaseOracle
 from model.simulate.shopper import (
     INITIAL_INTENT,
@@ -25,7 +25,6 @@ from model.simulate.shopper import (
 )
 from schemas.events import ShopEvent
 
-CHECKOUT_STEP_MS: Final = 1000  # the purchase events of one checkout, one second apart
 _INTENT: Final = tuple(unpack(s)[1] for s in range(N_STATES))
 
 Action = tuple[str, Item, int | None]  # event type, item, quantity
