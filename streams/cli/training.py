@@ -92,14 +92,20 @@ def _summary(meta: ModelMeta, out: Path, seconds: float) -> None:
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Prediction horizon H in minutes (default 1440 for --data; the simulator's "
-    "default for --simulated). Use 30 for the 3-hour REES46 sample.",
+    "default for --simulated). The 3-hour REES46 sample needs a short one: see the README.",
 )
 @click.option("--seed", type=int, default=0, help="Seed for weights, batch order and simulation.")
 @click.option(
     "--epochs",
     type=click.IntRange(min=1),
     default=None,
-    help="Most training epochs (default 30, 4 with --quick).",
+    help="Most training epochs (default 40, 10 with --quick).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Users per mini-batch (default 32, 64 with --simulated, 16 with --quick).",
 )
 @click.option(
     "--patience",
@@ -136,6 +142,7 @@ def train(
     horizon_minutes: float | None,
     seed: int,
     epochs: int | None,
+    batch_size: int | None,
     patience: int | None,
     val_fraction: float,
     test_fraction: float,
@@ -159,7 +166,7 @@ def train(
     )
     if quick:
         config = config.quick()
-    overrides = {"epochs": epochs, "patience": patience}
+    overrides = {"epochs": epochs, "patience": patience, "batch_size": batch_size}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     horizon_ms = None if horizon_minutes is None else int(horizon_minutes * 60_000)
     started = time.perf_counter()
