@@ -136,9 +136,11 @@ def test_cli_trains_quick_and_rejects_bad_input(data_file: Path, tmp_path: Path)
     runner = CliRunner()
     out = tmp_path / "cli.pt"
     args = ["train", "--data", str(data_file), "--out", str(out), "--quick", "--no-progress"]
-    result = runner.invoke(main, [*args, "--horizon-minutes", "30", "--epochs", "1"])
+    overrides = ["--epochs", "1", "--batch-size", "5"]
+    result = runner.invoke(main, [*args, "--horizon-minutes", "30", *overrides])
     assert result.exit_code == 0, result.output
-    assert load_model(out).meta.metrics["epochs_run"] == 1
+    metrics = load_model(out).meta.metrics
+    assert metrics["epochs_run"] == 1 and metrics["training"]["batch_size"] == 5
     assert runner.invoke(main, ["train", "--out", str(out)]).exit_code == 2
     too_long = runner.invoke(main, [*args, "--horizon-minutes", str(60 * 24 * 30)])
     assert too_long.exit_code == 1 and "horizon" in too_long.output
