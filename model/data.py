@@ -125,10 +125,9 @@ def build_dataset(
 ) -> Dataset:
     """Group events by user, order each user's by event time, encode and label them;
     ``references`` (name -> one value per event) ride along, e.g. the simulator's oracle."""
-    names = tuple(
-        name for name, values in (references or {}).items() if any(v is not None for v in values)
-    )
-    columns = [(name, (references or {})[name]) for name in names]
+    references = references or {}
+    names = tuple(name for name, values in references.items() if any(v is not None for v in values))
+    columns = [(name, references[name]) for name in names]
     by_user: dict[str, list[tuple[ShopEvent, dict[str, float | None]]]] = defaultdict(list)
     data_end = -1
     for i, event in enumerate(events):

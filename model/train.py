@@ -48,8 +48,12 @@ def check_windows(windows: dict[str, dict[str, int]], horizon_ms: int) -> None:
     """Refuse a split whose train window has nothing to learn from; warn when validation
     cannot steer early stopping and calibration (no purchase in it, or no non-purchase)."""
     minutes = f"{horizon_ms / 60_000:g}-minute"
+
+    def one_class(window: dict[str, int]) -> bool:
+        return window["purchase_positives"] in (0, window["purchase_events"])
+
     train = windows["train"]
-    if not train["purchase_positives"] or train["purchase_positives"] == train["purchase_events"]:
+    if one_class(train):
         raise DatasetError(
             f"the train window has {train['purchase_events']} labelled events, "
             f"{train['purchase_positives']} with a purchase, once events whose {minutes} "
@@ -57,7 +61,7 @@ def check_windows(windows: dict[str, dict[str, int]], horizon_ms: int) -> None:
             "shorter --horizon-minutes or other split fractions"
         )
     val = windows["validation"]
-    if not val["purchase_positives"] or val["purchase_positives"] == val["purchase_events"]:
+    if one_class(val):
         log.warning(
             "the validation window has %d labelled events, %d with a purchase: early stopping "
             "falls back to the training loss and the probabilities stay uncalibrated; give "

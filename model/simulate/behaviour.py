@@ -53,7 +53,7 @@ class Basket:
 
     def unheld(self, rng: random.Random) -> Item:
         """The newest recent item not in the cart, else a fresh item of the need not in it."""
-        item = next((i for i in reversed(self.recent) if i.item_id not in self.cart), None)
+        item = newest_unheld(self.recent, self.cart)
         while item is None or item.item_id in self.cart:
             item = self.catalogue.pick_item(rng, self.need)
         return item
@@ -72,6 +72,10 @@ class Basket:
         bought = list(self.cart.values())
         self.cart.clear()
         return bought
+
+
+def newest_unheld(recent: list[Item], cart: dict[str, tuple[Item, int]]) -> Item | None:
+    return next((i for i in reversed(recent) if i.item_id not in cart), None)
 
 
 def remember(recent: list[Item], item: Item) -> None:
@@ -111,7 +115,7 @@ def item_likelihoods(
         fresh = IN_NEED_VIEW[k] * in_need + (1 - IN_NEED_VIEW[k]) * any_category
         view[:, k] = REPEAT_VIEW[k] * repeat + (1 - REPEAT_VIEW[k]) * fresh if recent else fresh
     interest_view = np.full(n_categories, repeat) if recent else in_need
-    unheld_recent = next((i for i in reversed(recent) if i.item_id not in cart), None)
+    unheld_recent = newest_unheld(recent, cart)
     if unheld_recent is not None:
         unheld = np.full(n_categories, 1.0 if unheld_recent == item else 0.0)
     else:

@@ -73,8 +73,12 @@ class Catalogue:
 
     def category_share(self, category: int) -> float:
         """P(``category`` | a popularity-weighted pick of a category)."""
-        weights = self.category_weights
-        return (weights[category] - (weights[category - 1] if category else 0.0)) / weights[-1]
+        return share(self.category_weights, category)
+
+
+def share(cumulative: tuple[float, ...], index: int) -> float:
+    """The probability of ``index`` under a popularity draw from cumulative weights."""
+    return (cumulative[index] - (cumulative[index - 1] if index else 0.0)) / cumulative[-1]
 
 
 def build_catalogue(n_items: int, seed: int) -> Catalogue:
@@ -98,7 +102,7 @@ def build_catalogue(n_items: int, seed: int) -> Catalogue:
     )
     category_weights = tuple(itertools.accumulate(spec.popularity for spec in CATEGORIES))
     lookup = {
-        item.item_id: (c, (weights[r] - (weights[r - 1] if r else 0.0)) / weights[-1])
+        item.item_id: (c, share(weights, r))
         for c, (group, weights) in enumerate(zip(groups, item_weights, strict=True))
         for r, item in enumerate(group)
     }

@@ -66,12 +66,12 @@ class _Propagator:
     """exp(G t) of one batch of generators (segments x modes x modes), rows propagated."""
 
     def __init__(self, generators: np.ndarray) -> None:
+        self.generators = generators
         self.values, self.vectors = np.linalg.eig(generators)
         self.inverse = np.linalg.inv(self.vectors)
         self.hour = np.stack([scipy.linalg.expm(g) for g in generators])
         if np.abs(self.over(1.0) - self.hour).max() > _MAX_EIGEN_ERROR:
             self.values = np.array([])  # ill-conditioned: fall back to expm every time
-        self.generators = generators
 
     def over(self, hours: float) -> np.ndarray:
         if not len(self.values):
