@@ -30,6 +30,11 @@ class Score(NamedTuple):
     cart_items: int
 
 
+# Where an input record came from: (source_id(topic, partition), offset). Offline scoring has
+# none; the stream passes one per event so that a redelivered record changes nothing.
+Position = tuple[int, int]
+
+
 class SequenceScorer:
     """Applies events to user states and scores them with a loaded TorchScript model."""
 
@@ -97,6 +102,7 @@ class SequenceScorer:
             h=h[0].numpy(),
             c=c[0].numpy(),
             sequence=records_to_sequence(records),
+            applied=state.applied,
         )
         last = probs[0, -1].tolist()
         return rebuilt, self._score(last, encoder.cart_items)
@@ -110,9 +116,16 @@ class SequenceScorer:
         return encode_step(state.encoder, record)
 
     def score(
-        self, events: Sequence[ShopEvent], states: dict[str, UserState], now_ms: int
-    ) -> list[Score]:
+        self,
+        events: Sequence[ShopEvent],
+        states: dict[str, UserState],
+        now_ms: int,
+        positions: Sequence[Position] | None = None,
+    ) -> list[Score | None]:
         """Apply ``events`` (arrival order) to ``states`` (updated in place); one Score each.
+
+        With ``positions``, an event whose record the user's state has already applied (a
+        redelivery after a restart or rebalance) changes nothing and gets None.
 
         Each user's events in the batch form a segment that continues from the stored state;
         segments of equal length run through the network together, so a batch costs one call
@@ -121,20 +134,22 @@ class SequenceScorer:
         scores: list[Score | None] = [None] * len(events)
         by_length: dict[int, list[_Segment]] = {}
         for user, indices in _by_user(events).items():
+            user_positions = None if positions is None else [positions[i] for i in indices]
             segment = self._advance(
-                user, [events[i] for i in indices], indices, states, now_ms, scores
+                user, [events[i] for i in indices], indices, user_positions, states, now_ms, scores
             )
             if segment.rows:
                 by_length.setdefault(len(segment.rows), []).append(segment)
         for segments in by_length.values():
             self._run(segments, scores)
-        return [s for s in scores if s is not None]
+        return scores
 
     def _advance(
         self,
         user: str,
         user_events: list[ShopEvent],
         indices: list[int],
+        positions: list[Position] | None,
         states: dict[str, UserState],
         now_ms: int,
         scores: list[Score | None],
@@ -142,17 +157,21 @@ class SequenceScorer:
         """Encode one user's events in order; rebuilds and TTL resets end a segment early."""
         state = states.get(user)
         segment = _Segment(state) if state is not None else _Segment(self.new_state(now_ms))
-        for i, event in zip(indices, user_events, strict=True):
-            record = record_from_event(event)
+        for n, (i, event) in enumerate(zip(indices, user_events, strict=True)):
             state = segment.state
+            if positions is not None and state.already_applied(*positions[n]):
+                continue
+            record = record_from_event(event)
             expired = state.sequence and record.ts - state.last_ts > self.ttl_ms
             rebuild = state.model_tag != self.tag or (state.sequence and record.ts < state.last_ts)
             if (expired or rebuild) and segment.rows:
                 self._run([segment], scores)  # score what is pending before the state changes
                 segment = _Segment(segment.state)
             if expired:
-                segment = _Segment(self.new_state(now_ms))
-                state = segment.state
+                fresh = self.new_state(now_ms)
+                fresh.applied = state.applied
+                segment = _Segment(fresh)
+                state = fresh
                 rebuild = state.model_tag != self.tag
             if rebuild:
                 state, scores[i] = self._rebuild(state, record, now_ms)
@@ -160,6 +179,8 @@ class SequenceScorer:
             else:
                 state.updated_ms = now_ms
                 segment.add(i, self._append(state, record), state.encoder.cart_items)
+            if positions is not None:
+                state.mark_applied(*positions[n])
         states[user] = segment.state
         return segment
 
@@ -216,8 +237,13 @@ def score_offline(
     for event in events:
         batch.append(event)
         if len(batch) >= batch_size:
-            scores.extend(scorer.score(batch, states, 0))
+            scores.extend(_all_scored(scorer.score(batch, states, 0)))
             batch = []
     if batch:
-        scores.extend(scorer.score(batch, states, 0))
+        scores.extend(_all_scored(scorer.score(batch, states, 0)))
     return scores
+
+
+def _all_scored(scores: list[Score | None]) -> list[Score]:
+    """Without positions nothing is skipped: every event has a score."""
+    return [s for s in scores if s is not None]

@@ -6,14 +6,18 @@ little-endian and versioned; the sequence is a packed record array, not JSON.
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
 
 from model.features import EncoderState, EventRecord
 
-STATE_FORMAT: Final = 3
+STATE_FORMAT: Final = 4
+# Format 3 (before applied offsets) is still read: a user's history survives the upgrade.
+_READABLE_FORMATS: Final = (3, 4)
+# Input partitions whose last applied offset a state remembers (3 topics need 3).
+MAX_APPLIED_SOURCES: Final = 16
 
 SEQUENCE_DTYPE: Final = np.dtype(
     [
@@ -31,11 +35,18 @@ SEQUENCE_RECORD: Final = struct.Struct("<qBIIfHI")
 assert SEQUENCE_RECORD.size == SEQUENCE_DTYPE.itemsize
 CART_DTYPE: Final = np.dtype([("item", "<u4"), ("quantity", "<u4"), ("price", "<f4")])
 SESSION_CATEGORY_DTYPE: Final = np.dtype([("category", "<u4"), ("events", "<u4")])
+APPLIED_DTYPE: Final = np.dtype([("source", "<u4"), ("offset", "<i8")])
 
 # format, model tag, last update (wall ms), sequence length, cart size, recent size,
 # recent-categories size, session-categories size, recent-views size, context rows, hidden
-# size, then the encoder scalars.
-_HEADER = struct.Struct("<BIqHBBBBBHHIqIqIqII")
+# size, then the encoder scalars; format 4 adds the number of applied-offset entries.
+_HEADER_V3 = struct.Struct("<BIqHBBBBBHHIqIqIqII")
+_HEADER = struct.Struct(_HEADER_V3.format + "B")
+
+
+def source_id(topic: str, partition: int) -> int:
+    """32-bit id of an input topic-partition, the key of a state's applied offsets."""
+    return zlib.crc32(f"{topic}:{partition}".encode())
 
 
 def model_tag(model_version: str) -> int:
@@ -54,6 +65,9 @@ class UserState:
     h: np.ndarray  # (H,) float32
     c: np.ndarray  # (H,) float32
     sequence: bytes  # packed SEQUENCE_DTYPE records, oldest first, sorted by event time
+    # source_id(topic, partition) -> offset of the last input record applied from it: a
+    # redelivered record (offset <= this) is recognised and changes nothing.
+    applied: dict[int, int] = field(default_factory=dict)
 
     @property
     def length(self) -> int:
@@ -71,6 +85,17 @@ class UserState:
     def sequence_array(self) -> np.ndarray:
         """The sequence as a structured array (read-only view)."""
         return np.frombuffer(self.sequence, SEQUENCE_DTYPE)
+
+    def already_applied(self, source: int, offset: int) -> bool:
+        """Whether the input record at ``offset`` of ``source`` is already in this state."""
+        return offset <= self.applied.get(source, -1)
+
+    def mark_applied(self, source: int, offset: int) -> None:
+        applied = self.applied
+        applied.pop(source, None)
+        applied[source] = offset  # most recently used last
+        if len(applied) > MAX_APPLIED_SOURCES:
+            del applied[next(iter(applied))]
 
     def append(self, record: EventRecord, window_size: int) -> None:
         """Add a record at the end, keeping the last ``window_size`` records."""
@@ -97,6 +122,7 @@ def encode_state(state: UserState) -> bytes:
     recent_categories = np.asarray(enc.recent_categories, dtype="<u4")
     session_categories = np.array(list(enc.session_categories.items()), SESSION_CATEGORY_DTYPE)
     recent_views = np.asarray(enc.recent_views, dtype="<u4")
+    applied = np.array(list(state.applied.items()), APPLIED_DTYPE)
     header = _HEADER.pack(
         STATE_FORMAT,
         state.model_tag,
@@ -117,6 +143,7 @@ def encode_state(state: UserState) -> bytes:
         enc.first_ts,
         enc.n_sessions,
         enc.session_repeat_views,
+        len(applied),
     )
     return b"".join(
         (
@@ -126,6 +153,7 @@ def encode_state(state: UserState) -> bytes:
             recent_categories.tobytes(),
             session_categories.tobytes(),
             recent_views.tobytes(),
+            applied.tobytes(),
             state.window.astype("<f4", copy=False).tobytes(),
             state.h.astype("<f4", copy=False).tobytes(),
             state.c.astype("<f4", copy=False).tobytes(),
@@ -135,9 +163,15 @@ def encode_state(state: UserState) -> bytes:
 
 
 def decode_state(raw: bytes, n_features: int) -> UserState:
-    """Inverse of encode_state. Raises ValueError on a foreign or truncated value."""
-    if len(raw) < _HEADER.size or raw[0] != STATE_FORMAT:
-        raise ValueError(f"not a user state of format {STATE_FORMAT}")
+    """Inverse of encode_state (and reader of format 3). ValueError on a foreign or truncated
+    value."""
+    if not raw or raw[0] not in _READABLE_FORMATS:
+        raise ValueError(f"not a user state of format {_READABLE_FORMATS}")
+    header = _HEADER if raw[0] == STATE_FORMAT else _HEADER_V3
+    if len(raw) < header.size:
+        raise ValueError("user state is shorter than its header")
+    fields = header.unpack_from(raw)
+    n_applied = fields[19] if header is _HEADER else 0
     (
         _,
         tag,
@@ -158,8 +192,8 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
         first_ts,
         n_sessions,
         session_repeat_views,
-    ) = _HEADER.unpack_from(raw)
-    offset = _HEADER.size
+    ) = fields[:19]
+    offset = header.size
     cart = np.frombuffer(raw, CART_DTYPE, n_cart, offset)
     offset += n_cart * CART_DTYPE.itemsize
     recent = np.frombuffer(raw, "<u4", n_recent, offset)
@@ -170,6 +204,8 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
     offset += n_session_categories * SESSION_CATEGORY_DTYPE.itemsize
     recent_views = np.frombuffer(raw, "<u4", n_recent_views, offset)
     offset += n_recent_views * 4
+    applied = np.frombuffer(raw, APPLIED_DTYPE, n_applied, offset)
+    offset += n_applied * APPLIED_DTYPE.itemsize
     window = np.frombuffer(raw, "<f4", context * n_features, offset).reshape(context, n_features)
     offset += context * n_features * 4
     h = np.frombuffer(raw, "<f4", hidden, offset)
@@ -189,9 +225,10 @@ def decode_state(raw: bytes, n_features: int) -> UserState:
     enc.recent_categories = recent_categories.tolist()
     enc.session_categories = {int(c): int(n) for c, n in session_categories.tolist()}
     enc.recent_views = recent_views.tolist()
-    return UserState(tag, updated, enc, window, h, c, sequence)
+    applied_offsets = {int(source): int(at) for source, at in applied.tolist()}
+    return UserState(tag, updated, enc, window, h, c, sequence, applied_offsets)
 
 
 def state_updated_ms(raw: bytes) -> int:
     """Wall-clock time of a stored state's last update, read without decoding the rest."""
-    return int(_HEADER.unpack_from(raw)[2])
+    return int(_HEADER_V3.unpack_from(raw)[2])

@@ -11,6 +11,9 @@ DLQ_HEADER_TOPIC: Final = "dlq.source.topic"
 DLQ_HEADER_PARTITION: Final = "dlq.source.partition"
 DLQ_HEADER_OFFSET: Final = "dlq.source.offset"
 DLQ_HEADER_TIMESTAMP: Final = "dlq.source.timestamp"
+# Present when the record was cut to a prefix; the value is the original size in bytes.
+DLQ_HEADER_VALUE_TRUNCATED: Final = "dlq.value.truncated"
+DLQ_HEADER_KEY_TRUNCATED: Final = "dlq.key.truncated"
 
 
 def propensity_event(

@@ -2,8 +2,12 @@
 
 import asyncio
 import gc
+import logging
+import os
+import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from mode import Service
 
@@ -12,13 +16,44 @@ from streams.app import Runtime
 from streams.handler import BatchHandler, input_records
 from streams.lag import LagMonitor
 from streams.metrics import WorkerMetrics
-from streams.publisher import BatchPublisher, PublishError
+from streams.publisher import BatchPublisher
 from streams.settings import Settings
 
 # Events scored between two yields to the event loop: keeps each blocking slice short.
 SLICE_SIZE = 128
 # Bundles (one per fetched partition run) gathered into one micro-batch at most.
 MAX_BUNDLES = 32
+# Exit status of a worker stopped by a fault that is not its input's (EX_SOFTWARE).
+FATAL_EXIT_CODE = 70
+
+log = logging.getLogger(__name__)
+
+FatalHandler = Callable[[BaseException], Any]
+
+
+def fail_stop(metrics: WorkerMetrics) -> FatalHandler:
+    """What the worker does when scoring or publishing fails: stop at once, committing nothing.
+
+    Faust's take_events acks a batch in a ``finally`` when the agent's loop is left by an
+    exception, and its consumer commits acked offsets on stop; either would commit input whose
+    outputs were never published. Exiting the process skips both: the successor re-reads from
+    the last commit, and redelivered input that was already applied changes nothing.
+    """
+
+    def stop(exc: BaseException) -> NoReturn:
+        metrics.ready.set(0)
+        log.critical(
+            "stopping the worker: %s: %s (not the input's fault; offsets of the unpublished "
+            "batch are not committed, a restarted worker re-reads them)",
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(FATAL_EXIT_CODE)
+
+    return stop
 
 
 def register_agents(
@@ -28,9 +63,15 @@ def register_agents(
     metrics: WorkerMetrics,
     horizon_ms: int,
     publisher: BatchPublisher | None = None,
+    on_fatal: FatalHandler | None = None,
 ) -> BatchHandler:
-    """Attach the scoring agent and the housekeeping timers to the app."""
+    """Attach the scoring agent and the housekeeping timers to the app.
+
+    ``on_fatal`` is called with any exception from scoring or publishing (default: fail_stop,
+    which ends the process); tests pass their own.
+    """
     app = runtime.app
+    fatal = on_fatal or fail_stop(metrics)
     sink = publisher or BatchPublisher(settings.bootstrap)
     handler = BatchHandler(runtime, scorer, settings, metrics, sink, horizon_ms)
     lag_monitor = LagMonitor(settings, metrics)
@@ -43,16 +84,15 @@ def register_agents(
         async for events in stream.take_events(MAX_BUNDLES, within=within):
             consumed_at = time.time()
             records = [r for e in events for r in input_records(e, consumed_at)]
-            for start in range(0, len(records), SLICE_SIZE):
-                handler.handle(records[start : start + SLICE_SIZE])
-                await asyncio.sleep(0)
             try:
+                for start in range(0, len(records), SLICE_SIZE):
+                    handler.handle(records[start : start + SLICE_SIZE])
+                    await asyncio.sleep(0)
                 await handler.publish()  # take_events acks this batch only after we return here
-            except PublishError as exc:
-                # Restarting only the agent would drop this unacked batch and stall commits:
-                # stop the whole worker instead; its successor re-reads from the last commit.
-                await app.crash(exc)
+            except asyncio.CancelledError:
                 raise
+            except Exception as exc:  # the input's faults are dead letters: this is ours
+                await _call_fatal(fatal, exc)
 
     @app.task
     async def freeze_startup_objects() -> None:
@@ -92,6 +132,13 @@ def register_agents(
 
     app.service(KafkaClientsService)
     return handler
+
+
+async def _call_fatal(fatal: FatalHandler, exc: Exception) -> None:
+    outcome = fatal(exc)
+    if asyncio.iscoroutine(outcome):
+        await outcome
+    raise exc  # only reached when a test's handler returns
 
 
 def active_partitions(runtime: Runtime) -> set[int]:

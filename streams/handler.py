@@ -3,7 +3,6 @@
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 from faust.types import EventT
 
@@ -54,6 +53,8 @@ class BatchHandler:
         self.horizon_ms = horizon_ms
         self.load_state = stored_state(runtime.user_states.get, scorer)
         self._unpublished: list[BatchResult] = []
+        # (key, value, partition) changelog records, sent only after the outputs are acked
+        self._changelog: list[tuple[bytes, bytes, int]] = []
 
     def handle(self, records: Sequence[InputRecord]) -> BatchResult:
         """Score one slice (CPU only, no I/O) and queue its outputs and changelog records."""
@@ -65,6 +66,7 @@ class BatchHandler:
             load_state=self.load_state,
             max_event_bytes=self.settings.max_event_bytes,
             horizon_ms=self.horizon_ms,
+            max_future_ms=self.settings.max_future_skew_ms,
         )
         publisher, settings, table = self.publisher, self.settings, self.runtime.user_states
         for dead in result.dead_letters:
@@ -72,10 +74,9 @@ class BatchHandler:
             publisher.enqueue(settings.dlq_topic, out.key, out.value, headers=out.headers or ())
         for out in output_records(result):
             publisher.enqueue(settings.output_topic, out.key, out.value)
-        changelog = table.changelog_topic
         for user, (partition, state) in result.states.items():
             key, value = table.put(user, partition, state)
-            publisher.enqueue(changelog, key, value, partition=partition)
+            self._changelog.append((key, value, partition))
         self.metrics.batch_size.observe(len(records))
         self.metrics.batch_duration.observe(time.perf_counter() - started)
         self.metrics.state_rebuilds.inc(self.scorer.rebuilds - rebuilds_before)
@@ -83,9 +84,20 @@ class BatchHandler:
         return result
 
     async def publish(self) -> None:
-        """Send everything queued and wait for the broker's acks (before inputs are acked)."""
+        """Send the outputs, then the new states, waiting for the broker's acks of each (all
+        before the agent acks the inputs).
+
+        The order is the redelivery guarantee: a state that records an input as applied is
+        written only after that input's propensity is acknowledged, so an input skipped as
+        already applied after a restart has had its propensity published.
+        """
         await self.publisher.flush()
         published_at = time.time()
+        changelog, self._changelog = self._changelog, []
+        topic = self.runtime.user_states.changelog_topic
+        for key, value, partition in changelog:
+            self.publisher.enqueue(topic, key, value, partition=partition)
+        await self.publisher.flush()
         results, self._unpublished = self._unpublished, []
         for result in results:
             observe_outputs(self.metrics, result, published_at)
@@ -95,9 +107,12 @@ def observe_outputs(m: WorkerMetrics, result: BatchResult, published_at: float) 
     """Record one published slice: counters once per label set, histograms per event."""
     consumed: Counter[tuple[str, str]] = Counter()
     invalid: Counter[str] = Counter()
+    exceptions: Counter[str] = Counter()
     for dead in result.dead_letters:
         consumed[(dead.record.topic, "invalid")] += 1
         invalid[dead.reason] += 1
+        if dead.exception is not None:
+            exceptions[dead.exception] += 1
     end_to_end, processing = m.end_to_end_latency.observe, m.processing_latency.observe
     purchase = m.scores.labels("purchase").observe
     cart_abandon = m.scores.labels("cart_abandon").observe
@@ -105,13 +120,20 @@ def observe_outputs(m: WorkerMetrics, result: BatchResult, published_at: float) 
         consumed[(scored.record.topic, scored.event.event_type)] += 1
         end_to_end(max(published_at - scored.event.ts / 1000.0, 0.0))
         processing(max(published_at - scored.record.consumed_at, 0.0))
-        scores: Any = scored.message["scores"]
-        purchase(scores["purchase"])
-        if scores["cart_abandon"] is not None:
-            cart_abandon(scores["cart_abandon"])
+        purchase(scored.purchase)
+        if scored.cart_abandon is not None:
+            cart_abandon(scored.cart_abandon)
+    for record in result.redelivered:
+        consumed[(record.topic, "redelivered")] += 1
     for (topic, event_type), count in consumed.items():
         m.events_consumed.labels(topic, event_type).inc(count)
     for reason, count in invalid.items():
-        m.invalid_events.labels(reason).inc(count)
         m.dlq_writes.labels(reason).inc(count)
+        if reason == "non_finite_score":
+            m.non_finite_scores.inc(count)
+        else:
+            m.invalid_events.labels(reason).inc(count)
+    for name, count in exceptions.items():
+        m.internal_errors.labels(name).inc(count)
+    m.redelivered_events.inc(len(result.redelivered))
     m.propensities_published.inc(len(result.scored))

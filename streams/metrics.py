@@ -59,6 +59,23 @@ class WorkerMetrics:
         self.propensities_published = Counter(
             "propensity_propensities_published", "Propensity events published.", registry=r
         )
+        self.redelivered_events = Counter(
+            "propensity_redelivered_events",
+            "Input records the user's state had already applied (redelivered after a restart or"
+            " rebalance): they change nothing and publish nothing.",
+            registry=r,
+        )
+        self.internal_errors = Counter(
+            "propensity_internal_errors",
+            "Unforeseen exceptions while decoding a record (dead-lettered as internal_error).",
+            ["exception"],
+            registry=r,
+        )
+        self.non_finite_scores = Counter(
+            "propensity_non_finite_scores",
+            "Events whose score was NaN or infinite (dead-lettered; the user's state kept).",
+            registry=r,
+        )
         self.state_rebuilds = Counter(
             "propensity_state_rebuilds",
             "User states recomputed from the stored sequence (late event, new model).",

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from schemas.events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_FUTURE_MS
+
 ENV_PREFIX = "PROPENSITY_"
 
 
@@ -37,7 +39,13 @@ class Settings:
     model_path: Path = _setting(Path("artifacts/model.pt"), "TorchScript model artifact to serve.")
     window_size: int = _setting(64, "Events kept per user in the rolling sequence table.")
     user_ttl_seconds: int = _setting(7 * 86_400, "Users idle longer than this are forgotten.")
-    max_event_bytes: int = _setting(16_384, "Input messages larger than this go to the DLQ.")
+    max_event_bytes: int = _setting(
+        DEFAULT_MAX_EVENT_BYTES, "Input messages larger than this go to the DLQ."
+    )
+    max_future_skew_seconds: int = _setting(
+        DEFAULT_MAX_FUTURE_MS // 1000,
+        "Events dated further than this ahead of the worker's clock go to the DLQ (bad_timestamp).",
+    )
     batch_size: int = _setting(
         512, "Most records per fetch; fetched records form the micro-batches."
     )
@@ -79,6 +87,10 @@ class Settings:
     @property
     def user_ttl_ms(self) -> int:
         return self.user_ttl_seconds * 1000
+
+    @property
+    def max_future_skew_ms(self) -> int:
+        return self.max_future_skew_seconds * 1000
 
     @property
     def bootstrap(self) -> str:

@@ -11,7 +11,7 @@ from model.export import LoadedModel, load_model
 from model.scorer import SequenceScorer
 from schemas.exceptions import PropensityError
 from streams.admin import ensure_topics, service_topics
-from streams.agents import register_agents
+from streams.agents import FatalHandler, register_agents
 from streams.app import Runtime, create_app
 from streams.handler import BatchHandler
 from streams.metrics import WorkerMetrics
@@ -46,12 +46,19 @@ def build_worker(
     model: LoadedModel,
     metrics: WorkerMetrics,
     publisher: BatchPublisher | None = None,
+    on_fatal: FatalHandler | None = None,
 ) -> tuple[Runtime, BatchHandler]:
-    """The app with its agents, ready to run; tests pass their own publisher."""
+    """The app with its agents, ready to run; tests pass their own publisher and fatal handler."""
     runtime = create_app(settings)
     scorer = SequenceScorer(model, window_size=settings.window_size, ttl_ms=settings.user_ttl_ms)
     handler = register_agents(
-        runtime, scorer, settings, metrics, model.meta.horizon_ms, publisher=publisher
+        runtime,
+        scorer,
+        settings,
+        metrics,
+        model.meta.horizon_ms,
+        publisher=publisher,
+        on_fatal=on_fatal,
     )
     return runtime, handler
 
