@@ -90,3 +90,34 @@ async def test_agent_publishes_one_score_per_event_and_dead_letters_bad_input(wo
         )
         == 1
     )
+
+
+class BrokenNetwork:
+    """A model fault (not the input's): every scoring call raises."""
+
+    def run(self, *args: Any) -> Any:
+        raise RuntimeError("weights on fire")
+
+
+async def test_a_scoring_fault_calls_the_fatal_handler_and_publishes_nothing(
+    untrained_model: Path, tmp_path: Path
+) -> None:
+    settings = Settings(
+        app_id="agent-fatal", model_path=untrained_model, data_dir=tmp_path, partitions=1
+    )
+    publisher = CapturingPublisher()
+    faults: list[BaseException] = []
+    runtime, handler = build_worker(
+        settings,
+        load_model(untrained_model),
+        WorkerMetrics(),
+        publisher=publisher,  # type: ignore[arg-type]
+        on_fatal=faults.append,
+    )
+    handler.scorer.module = BrokenNetwork()  # type: ignore[assignment]
+    agent = runtime.app.agents["score_events"]
+    async with agent.test_context() as ctx:
+        await ctx.put(key=b"u1", value=event("u1", "view", 0))
+        await ctx.put(key=b"u1", value=b"{broken")
+    assert [type(f) for f in faults] == [RuntimeError]
+    assert publisher.published == []  # neither the propensity, nor the dead letter, nor a state

@@ -271,8 +271,8 @@ def test_unreadable_input_raises(tmp_path: Path) -> None:
 
 def test_jsonl_round_trip_with_extras_and_bad_lines(tmp_path: Path) -> None:
     events = [
-        ShopEvent("view", "u1", "i1", 1000, event_id="e1", price=2.5),
-        ShopEvent("purchase", "u1", "i1", 2000, quantity=3, session_id="s"),
+        ShopEvent("view", "u1", "i1", 1_700_000_001_000, event_id="e1", price=2.5),
+        ShopEvent("purchase", "u1", "i1", 1_700_000_002_000, quantity=3, session_id="s"),
     ]
     path = tmp_path / "events.jsonl"
     assert (
@@ -299,12 +299,14 @@ def test_jsonl_round_trip_with_extras_and_bad_lines(tmp_path: Path) -> None:
 
 def test_import_writes_json_lines(tmp_path: Path) -> None:
     src = write(
-        tmp_path / "events.csv", "timestamp,visitorid,event,itemid,transactionid\n1,2,view,3,\n"
+        tmp_path / "events.csv",
+        "timestamp,visitorid,event,itemid,transactionid\n1433221332117,2,view,3,\n1,2,view,3,\n",
     )
     out = tmp_path / "out" / "events.jsonl.gz"
     report = import_events("retailrocket", src, out)
     assert report.events == 1
-    assert list(read_events_jsonl(out)) == [ShopEvent("view", "2", "3", 1)]
+    assert bad_lines(report) == [(3, "bad_timestamp")]  # 1 ms after 1970: not a shop event
+    assert list(read_events_jsonl(out)) == [ShopEvent("view", "2", "3", 1433221332117)]
     assert write_events_jsonl([], tmp_path / "empty.jsonl") == 0
 
 
