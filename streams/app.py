@@ -8,6 +8,7 @@ from faust.types import TopicT
 
 from streams.settings import Settings
 from streams.tables import UserStateTable
+from streams.transport import BundlingConsumerThread
 
 TABLE_NAME = "user-states"
 
@@ -25,6 +26,7 @@ class Runtime:
 
 def create_app(settings: Settings) -> Runtime:
     """Build the Faust app. Messages stay raw bytes: decoding is ours (orjson + schema)."""
+    BundlingConsumerThread.verify_changelog_end = settings.verify_changelog_end
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,

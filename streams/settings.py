@@ -55,6 +55,11 @@ class Settings:
     metrics_port: int = _setting(9464, "Port of the /metrics endpoint (0 disables it).")
     data_dir: Path = _setting(Path("propensity-data"), "Faust data directory (table stores).")
     table_store: str = _setting("memory://", "Faust table store URL (memory:// or rocksdb://).")
+    verify_changelog_end: bool = _setting(
+        True,
+        "Confirm each changelog partition's end offset with a fetch before table recovery"
+        " (some brokers, the embedded Tansu among them, under-report it).",
+    )
     sweep_interval_seconds: float = _setting(60.0, "How often idle users are expired.")
     lag_interval_seconds: float = _setting(5.0, "How often consumer lag is measured.")
     rebalance_timeout_seconds: float = _setting(
@@ -105,6 +110,8 @@ class Settings:
 
 def _parse(kind: Any, raw: str, name: str) -> Any:
     try:
+        if kind in (bool, "bool"):
+            return _parse_bool(raw, name)
         if kind in (int, "int"):
             return int(raw)
         if kind in (float, "float"):
@@ -116,6 +123,15 @@ def _parse(kind: Any, raw: str, name: str) -> Any:
     except ValueError:
         raise ValueError(f"{_env_name(name)}={raw!r} is not a valid {kind}") from None
     return raw
+
+
+def _parse_bool(raw: str, name: str) -> bool:
+    text = raw.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{_env_name(name)}={raw!r} is not true/false")
 
 
 def settings_table() -> list[tuple[str, str, str, str]]:

@@ -12,12 +12,22 @@ Table changelog partitions are left alone: table recovery sees ordinary messages
 Registered as the Faust transport ``propensity://`` (entry point ``faust.transports``).
 """
 
+import asyncio
+import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as KafkaTP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
+
+log = logging.getLogger(__name__)
+
+# How long the changelog end check may fetch before it trusts the broker's figure.
+END_CHECK_SECONDS = 5.0
 
 
 class RecordBundle(tuple):
@@ -76,11 +86,71 @@ class BundlingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """
 
     fetch_max_wait_ms = 10
+    # Check the end offsets of changelog partitions by fetching (see _highwaters); set from
+    # Settings.verify_changelog_end by streams.app.create_app.
+    verify_changelog_end = True
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read by aiokafka at start()
         return consumer
+
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        """End offsets, those of changelog partitions confirmed by a fetch.
+
+        Table recovery reads a changelog up to this end. Some brokers under-report it in
+        ListOffsets (the embedded Tansu answers the last produce batch's base offset + 1), so
+        recovery would stop short and restore states older than what was written. The fetch
+        response's high-water mark is right on both, so for each changelog partition we
+        fetch from the reported end - 1 and take the larger figure. On Apache Kafka the two
+        agree and this costs one fetch per changelog partition at recovery.
+        """
+        reported = dict(await super()._highwaters(partitions))
+        changelogs = self.app.tables.changelog_topics
+        suspect = {tp: end for tp, end in reported.items() if tp.topic in changelogs and end > 0}
+        if not suspect or not self.verify_changelog_end:
+            return reported
+        for tp, end in (await self._fetched_ends(suspect)).items():
+            if end > reported[tp]:
+                log.info(
+                    "changelog %s ends at %d, not %d as the broker reported", tp, end, reported[tp]
+                )
+                reported[tp] = end
+        return reported
+
+    async def _fetched_ends(self, ends: Mapping[TP, int]) -> dict[TP, int]:
+        """The high-water marks that fetch responses report, from each end - 1."""
+        conf = self.app.conf
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=faust_aiokafka.server_list(
+                self.transport.url, faust_aiokafka.Transport.default_port
+            ),
+            client_id=f"{conf.broker_client_id}-end-check",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
+            **faust_aiokafka.credentials_to_aiokafka_auth(
+                conf.broker_credentials, conf.ssl_context
+            ),
+        )
+        await consumer.start()
+        try:
+            tps = {KafkaTP(tp.topic, tp.partition): tp for tp in ends}
+            consumer.assign(list(tps))
+            for ktp, tp in tps.items():
+                consumer.seek(ktp, ends[tp] - 1)
+            found: dict[TP, int] = {}
+            deadline = time.monotonic() + END_CHECK_SECONDS
+            while len(found) < len(tps) and time.monotonic() < deadline:
+                await consumer.getmany(timeout_ms=100)
+                for ktp, tp in tps.items():
+                    highwater = consumer.highwater(ktp)
+                    if highwater is not None:
+                        found[tp] = highwater
+                        consumer.pause(ktp)
+                await asyncio.sleep(0)
+            return found
+        finally:
+            await consumer.stop()
 
 
 class BundlingConsumer(faust_aiokafka.Consumer):
