@@ -151,7 +151,7 @@ def hostile_payloads(now_ms: int) -> list[tuple[bytes, bytes, str]]:
         (body(category="x" * 20_000), "oversized"),
     ]
     out: list[tuple[bytes, bytes, str]] = []
-    for n in range(12):  # each case a dozen times, with other keys and values
+    for _ in range(12):  # each case a dozen times, each with its own event id
         for payload, reason in cases:
             if isinstance(payload, dict):  # its own event_id, if it has one, wins
                 value = json.dumps({"event_id": f"h{len(out)}", **payload}).encode()
