@@ -115,8 +115,9 @@ def register_agents(
     @app.timer(settings.lag_interval_seconds)
     async def measure_lag() -> None:
         await lag_monitor.measure(sorted(app.consumer.assignment()))
-        metrics.active_users.set(len(runtime.user_states))
-        metrics.state_bytes.set(runtime.user_states.size_bytes())
+        users, size = runtime.user_states.usage(active_partitions(runtime))
+        metrics.active_users.set(users)  # standby replicas' users are not this worker's
+        metrics.state_bytes.set(size)
 
     @app.timer(1.0)
     async def report_readiness() -> None:

@@ -56,6 +56,8 @@ class ChaosReport:
     changed_users: int = 0
     max_abs_delta: float = 0.0
     ready_seconds: list[float] = field(default_factory=list)  # process start -> ready
+    users: int = 0  # distinct users in the input
+    active_users: list[int] = field(default_factory=list)  # the gauge of each worker at the end
     exit_codes: list[int] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -69,6 +71,8 @@ class ChaosReport:
             f"scores differing from a clean run by > 1e-6: {self.changed:,} "
             f"({self.changed_users} users), max |delta| {self.max_abs_delta:.2g}",
             f"start -> ready per worker (s): {ready}",
+            f"users {self.users:,}; propensity_active_users per worker at the end: "
+            f"{self.active_users}",
         ]
 
 
@@ -227,6 +231,9 @@ def run_chaos(settings: Settings, plan: ChaosPlan, workdir: Path) -> ChaosReport
             read_topic(settings, [settings.output_topic], _covering(ids), timeout)
         )
         dead = asyncio.run(read_topic(settings, [settings.dlq_topic], lambda f: True, 3))
+        report.users = len({m.key for m in inputs})
+        time.sleep(settings.lag_interval_seconds + 1.0)  # the gauges are set on that timer
+        report.active_users = [int(w.metric_value("propensity_active_users") or 0) for w in running]
     finally:
         for w in running:
             report.exit_codes.append(w.stop())

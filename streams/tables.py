@@ -67,5 +67,12 @@ class UserStateTable:
     def __len__(self) -> int:
         return len(self.table.data)
 
-    def size_bytes(self) -> int:
-        return sum(len(v) for v in self.table.data.values())
+    def usage(self, partitions: set[int]) -> tuple[int, int]:
+        """Users and state bytes held for ``partitions`` (the actively owned ones)."""
+        users = size = 0
+        read_partition = _PARTITION.unpack_from
+        for value in self.table.data.values():
+            if read_partition(value)[0] in partitions:
+                users += 1
+                size += len(value) - _PARTITION.size
+        return users, size

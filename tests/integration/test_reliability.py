@@ -58,6 +58,8 @@ def test_a_second_worker_joining_changes_no_score(
     print("\n".join(report.lines()))
     assert report.workers_started == 2
     assert_nothing_lost_or_changed(report)
+    # Each user counted once across the two workers: standby replicas are not counted.
+    assert sum(report.active_users) == report.users and min(report.active_users) > 0
 
 
 def events(start: int, stop: int, user: str | None = None) -> list[OutgoingRecord]:

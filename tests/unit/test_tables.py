@@ -54,3 +54,14 @@ def test_idle_keys_respects_ttl_and_owned_partitions() -> None:
     assert idle == [(b"old-owned", 1)]
     table.delete(b"old-owned")
     assert len(table) == 2
+
+
+def test_usage_counts_only_the_given_partitions() -> None:
+    table = UserStateTable(FakeFaustTable())
+    table.put("active-a", 0, state_bytes(1))
+    table.put("active-b", 2, state_bytes(2))
+    table.put("standby", 1, state_bytes(3))
+    users, size = table.usage({0, 2})
+    assert users == 2
+    assert size == len(state_bytes(1)) + len(state_bytes(2))
+    assert table.usage(set()) == (0, 0)
