@@ -1,6 +1,7 @@
 """`propensity bench`: the side-by-side throughput and latency benchmark."""
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from rich.table import Table
 from streams.broker import EmbeddedBroker
 from streams.cli import main
 from streams.cli.options import build_settings, setting_option
+from streams.settings import Settings
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -56,8 +58,15 @@ def print_results(result: dict[str, Any], console: Console) -> None:
 
 
 @main.command()
-@click.option("--events", type=int, default=300_000, help="Events in the generated workload.")
-@click.option("--users", type=int, default=20_000, help="Distinct users in the workload.")
+@click.option(
+    "--events", type=int, default=None, help="Events in the workload [300,000; --chaos 150,000]."
+)
+@click.option(
+    "--users",
+    type=int,
+    default=None,
+    help="Distinct users in the workload [20,000; --chaos 2,000].",
+)
 @click.option("--partitions", type=int, default=8, help="Partitions of the workload topic.")
 @click.option(
     "--rate",
@@ -65,6 +74,14 @@ def print_results(result: dict[str, Any], console: Console) -> None:
     default=None,
     help="Fixed offered rate (events/s): measure the full pipeline's latency under that load.",
 )
+@click.option(
+    "--chaos",
+    is_flag=True,
+    help="Fault drill instead: SIGKILL the worker --kills times and add a second worker while"
+    " --events stream in at --rate (default 5,000/s); print lost input and scores that differ"
+    " from a clean run, with the changelog end checked and as the broker reports it.",
+)
+@click.option("--kills", type=int, default=6, show_default=True, help="SIGKILLs in --chaos.")
 @click.option(
     "--json-out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -76,10 +93,12 @@ def print_results(result: dict[str, Any], console: Console) -> None:
 @setting_option("batch_size")
 @setting_option("batch_wait_ms")
 def bench(
-    events: int,
-    users: int,
+    events: int | None,
+    users: int | None,
     partitions: int,
     rate: float | None,
+    chaos: bool,
+    kills: int,
     json_out: Path | None,
     **overrides: Any,
 ) -> None:
@@ -96,7 +115,10 @@ def bench(
     settings = build_settings(**overrides)
     if not Path(settings.model_path).is_file():
         raise click.UsageError(f"model file {settings.model_path} does not exist (train one first)")
-    work = Workload(events=events, users=users, partitions=partitions)
+    if chaos:
+        run_drill(settings, events or 150_000, users or 2_000, partitions, rate, kills, json_out)
+        return
+    work = Workload(events=events or 300_000, users=users or 20_000, partitions=partitions)
     console = Console()
     broker = None if settings.bootstrap_servers else EmbeddedBroker().start()
     bootstrap = settings.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
@@ -114,3 +136,36 @@ def bench(
     console.print_json(text)
     if json_out:
         json_out.write_text(text + "\n")
+
+
+def run_drill(
+    settings: Settings,
+    events: int,
+    users: int,
+    partitions: int,
+    rate: float | None,
+    kills: int,
+    json_out: Path | None,
+) -> None:
+    """`bench --chaos`: both legs of the fault drill, figures printed as they come."""
+    from streams.chaos import ChaosPlan, run_chaos_bench
+
+    plan = ChaosPlan(events=events, users=users, kills=kills, rate=rate or 5_000.0)
+    console = Console()
+    broker = None if settings.bootstrap_servers else EmbeddedBroker().start()
+    bootstrap = settings.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="propensity-chaos-") as tmp,
+            console.status("fault drill..."),
+        ):
+            result = run_chaos_bench(settings, bootstrap, plan, partitions, Path(tmp))
+    finally:
+        if broker is not None:
+            broker.stop()
+    for leg, figures in result["legs"].items():
+        console.print(f"[bold]{leg}[/bold]")
+        for line in figures["lines"]:
+            console.print(f"  {line}")
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
