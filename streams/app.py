@@ -7,7 +7,7 @@ import faust
 from faust.types import TopicT
 
 from streams.settings import Settings
-from streams.tables import UserStateTable
+from streams.tables import BundledTable, UserStateTable
 from streams.transport import BundlingConsumerThread
 
 TABLE_NAME = "user-states"
@@ -45,6 +45,8 @@ def create_app(settings: Settings) -> Runtime:
         # Tansu holds a join for the whole rebalance timeout even with one member.
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
+        # Applies the changelog bundles of the bundling transport during recovery.
+        Table=BundledTable,
     )
     raw: dict[str, Any] = {
         "key_type": bytes,

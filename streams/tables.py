@@ -7,10 +7,14 @@ belongs.
 """
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import faust
+from faust.types import EventT
+
 from model.user_state import state_updated_ms
+from streams.transport import RecordBundle
 
 _PARTITION = struct.Struct("<H")
 
@@ -21,6 +25,25 @@ def pack(partition: int, state: bytes) -> bytes:
 
 def unpack(value: bytes) -> tuple[int, bytes]:
     return _PARTITION.unpack_from(value)[0], value[_PARTITION.size :]
+
+
+class BundledTable(faust.Table):
+    """A Faust table whose changelog events may carry record bundles (streams.transport).
+
+    Recovery and standby replicas apply each bundle's records in offset order; a record
+    without a value (tombstone) deletes its key.
+    """
+
+    def apply_changelog_batch(self, batch: Iterable[EventT]) -> None:
+        data = self.data
+        for event in batch:
+            value = event.value
+            records = value if isinstance(value, RecordBundle) else (event.message,)
+            for record in records:
+                if record.value is None:
+                    data.pop(record.key, None)
+                else:
+                    data[record.key] = record.value
 
 
 class UserStateTable:
