@@ -37,6 +37,11 @@ class Settings:
     dlq_topic: str = _setting("events.dlq", "Dead-letter topic for malformed input.")
     partitions: int = _setting(8, "Partitions used when this service creates topics.")
     model_path: Path = _setting(Path("artifacts/model.pt"), "TorchScript model artifact to serve.")
+    model_sha256: str = _setting(
+        "",
+        "Content digest (SHA-256, printed by `propensity train`) the model must have;"
+        " empty: not pinned.",
+    )
     window_size: int = _setting(64, "Events kept per user in the rolling sequence table.")
     user_ttl_seconds: int = _setting(7 * 86_400, "Users idle longer than this are forgotten.")
     max_event_bytes: int = _setting(

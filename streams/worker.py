@@ -76,7 +76,8 @@ def publish_model_info(metrics: WorkerMetrics, model: LoadedModel) -> None:
 
 def run_worker(settings: Settings, *, create_topics: bool = True) -> None:
     """Blocking: load the model (refusing a bad one), prepare topics and run until stopped."""
-    model = load_model(settings.model_path)  # raises ModelArtifactError with a one-line reason
+    # Raises ModelArtifactError with a one-line reason; an empty model_sha256 pins nothing.
+    model = load_model(settings.model_path, expected_sha256=settings.model_sha256)
     torch.set_num_threads(settings.torch_threads)
     if create_topics:
         ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
@@ -87,6 +88,11 @@ def run_worker(settings: Settings, *, create_topics: bool = True) -> None:
     publish_model_info(metrics, model)
     metrics.up.set(1)
     runtime, _ = build_worker(settings, model, metrics)
-    log.info("serving model %s (horizon %d ms)", model.meta.model_version, model.meta.horizon_ms)
+    log.info(
+        "serving model %s (horizon %d ms, content sha256 %s)",
+        model.meta.model_version,
+        model.meta.horizon_ms,
+        model.meta.content_sha256 or "not recorded",
+    )
     worker = faust.Worker(runtime.app, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()

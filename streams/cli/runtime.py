@@ -41,6 +41,7 @@ def broker(port: int) -> None:
 @main.command()
 @kafka_options
 @setting_option("model_path", "--model")
+@setting_option("model_sha256", "--model-sha256")
 @setting_option("window_size")
 @setting_option("user_ttl_seconds")
 @setting_option("batch_size")
@@ -53,8 +54,10 @@ def broker(port: int) -> None:
 def worker(**overrides: Any) -> None:
     """Run the scoring worker: consume events, keep user sequences, publish propensities.
 
-    Refuses to start, with a one-line error, when the model file is missing, corrupt or built
-    for another feature spec. Creates missing topics with --partitions partitions.
+    Refuses to start, with a one-line error, when the model file is missing, corrupt, altered
+    (its content digest does not match its metadata, or --model-sha256 when given), not this
+    build's network, or built for another feature spec. Creates missing topics with
+    --partitions partitions.
     """
     from streams.worker import run_worker  # imports faust; keep `--help` fast
 

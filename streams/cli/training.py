@@ -56,7 +56,9 @@ def _summary(meta: ModelMeta, out: Path, seconds: float) -> None:
     console.print(
         f"horizon {meta.horizon_ms / 60_000:g} min; labelled events per window: {windows}\n"
         f"best epoch {m['best_epoch']} of {m['epochs_run']}; training loop {m['train_seconds']} s, "
-        f"total {seconds:.1f} s"
+        f"total {seconds:.1f} s\n"
+        "content sha256 (PROPENSITY_MODEL_SHA256 or `worker --model-sha256` pins it):\n"
+        f"{meta.content_sha256}"
     )
 
 

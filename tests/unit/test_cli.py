@@ -1,4 +1,4 @@
-"""The command line: help texts and the worker's one-line refusal of a bad model file."""
+"""The command line: help texts and the worker's one-line refusal of a bad or unpinned model."""
 
 import subprocess
 import sys
@@ -58,3 +58,18 @@ def test_worker_refuses_a_bad_model_with_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert str(model) in lines[0] and message in lines[0]
+
+
+def test_worker_refuses_a_model_other_than_the_pinned_one(untrained_model: Path) -> None:
+    pinned = "ab" * 32
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker", "--model", str(untrained_model)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "", "PROPENSITY_METRICS_PORT": "0", "PROPENSITY_MODEL_SHA256": pinned},
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(untrained_model) in lines[0] and f"not the pinned {pinned}" in lines[0]

@@ -139,8 +139,9 @@ def test_cli_trains_quick_and_rejects_bad_input(data_file: Path, tmp_path: Path)
     overrides = ["--epochs", "1", "--batch-size", "5"]
     result = runner.invoke(main, [*args, "--horizon-minutes", "30", *overrides])
     assert result.exit_code == 0, result.output
-    metrics = load_model(out).meta.metrics
-    assert metrics["epochs_run"] == 1 and metrics["training"]["batch_size"] == 5
+    meta = load_model(out).meta
+    assert meta.metrics["epochs_run"] == 1 and meta.metrics["training"]["batch_size"] == 5
+    assert meta.content_sha256 in result.output  # printed whole, for PROPENSITY_MODEL_SHA256
     assert runner.invoke(main, ["train", "--out", str(out)]).exit_code == 2
     too_long = runner.invoke(main, [*args, "--horizon-minutes", str(60 * 24 * 30)])
     assert too_long.exit_code == 1 and "horizon" in too_long.output
