@@ -10,6 +10,7 @@ from mode import Service
 from model.scorer import SequenceScorer
 from streams.app import Runtime
 from streams.handler import BatchHandler, input_records
+from streams.kafka_security import aiokafka_options
 from streams.lag import LagMonitor
 from streams.metrics import WorkerMetrics
 from streams.publisher import BatchPublisher, PublishError
@@ -31,7 +32,7 @@ def register_agents(
 ) -> BatchHandler:
     """Attach the scoring agent and the housekeeping timers to the app."""
     app = runtime.app
-    sink = publisher or BatchPublisher(settings.bootstrap)
+    sink = publisher or BatchPublisher(settings.bootstrap, security=aiokafka_options(settings))
     handler = BatchHandler(runtime, scorer, settings, metrics, sink, horizon_ms)
     lag_monitor = LagMonitor(settings, metrics)
 

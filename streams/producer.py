@@ -9,6 +9,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from schemas.events import ShopEvent
+from streams.kafka_security import aiokafka_options
 from streams.settings import Settings
 
 CLICK_TYPES = frozenset({"view", "wishlist"})
@@ -76,7 +77,10 @@ async def send_records(
 
     ``stats`` (updated as records go out) lets a caller watch progress."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, linger_ms=linger_ms, max_batch_size=256 * 1024
+        bootstrap_servers=settings.bootstrap,
+        linger_ms=linger_ms,
+        max_batch_size=256 * 1024,
+        **aiokafka_options(settings),
     )
     await producer.start()
     stats = stats if stats is not None else SendStats()

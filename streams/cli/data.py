@@ -234,7 +234,7 @@ def simulate_command(
     )
     if to_kafka:
         settings = build_settings(**kafka)
-        ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
+        ensure_topics(settings, service_topics(settings))
         events: Iterable[ShopEvent] = (item.event for item in simulate(config))
         if live_time:
             events = live_events(events)

@@ -21,6 +21,7 @@ from streams.admin import ensure_topics, service_topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.cli import main
 from streams.cli.options import build_settings, kafka_options, setting_option
+from streams.kafka_security import aiokafka_options
 from streams.producer import (
     SendStats,
     live_events,
@@ -98,6 +99,7 @@ async def _follow(settings: Settings, view: LiveView, stop: asyncio.Event) -> No
         bootstrap_servers=settings.bootstrap,
         auto_offset_reset="latest",
         enable_auto_commit=False,
+        **aiokafka_options(settings),
     )
     await consumer.start()
     try:
@@ -185,7 +187,7 @@ def demo(duration: float | None, rate: float, users: int, bad_every: int, **over
             console.print(f"[bold]broker[/] embedded Tansu on {broker.bootstrap_servers}")
         else:
             console.print(f"[bold]broker[/] {settings.bootstrap_servers}")
-        ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
+        ensure_topics(settings, service_topics(settings))
         if not Path(settings.model_path).is_file():
             from model.train import train_simulated  # torch training: imported only when needed
 

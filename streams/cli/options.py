@@ -38,8 +38,8 @@ def build_settings(**overrides: Any) -> Settings:
         )
     try:
         return Settings.from_env(**overrides)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    except ValueError as exc:  # a bad value or combination in the environment: one line
+        raise click.ClickException(str(exc)) from None
 
 
 def kafka_options(func: F) -> F:

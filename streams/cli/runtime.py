@@ -19,6 +19,7 @@ from streams.admin import ensure_topics, service_topics
 from streams.broker import EmbeddedBroker
 from streams.cli import main
 from streams.cli.options import build_settings, kafka_options, setting_option
+from streams.kafka_security import aiokafka_options
 from streams.producer import record_for_line, send_records
 from streams.settings import Settings
 
@@ -84,7 +85,7 @@ def replay(file: Path, rate: float | None, create_topics: bool, **overrides: Any
     """
     settings = build_settings(**overrides)
     if create_topics:
-        ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
+        ensure_topics(settings, service_topics(settings))
 
     def records() -> Any:
         with file.open("rb") as handle:
@@ -125,6 +126,7 @@ async def follow(
         bootstrap_servers=settings.bootstrap,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
+        **aiokafka_options(settings),
     )
     await consumer.start()
     seen = 0
