@@ -82,11 +82,11 @@ async def send_records(
         max_batch_size=256 * 1024,
         **aiokafka_options(settings),
     )
-    await producer.start()
     stats = stats if stats is not None else SendStats()
-    started = time.monotonic()
     pending: list[asyncio.Future[object]] = []
     try:
+        await producer.start()  # inside try: a failed start is stopped too
+        started = time.monotonic()
         for record in records:
             if stop is not None and stop.is_set():
                 break
