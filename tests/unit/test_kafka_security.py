@@ -108,6 +108,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return Pki(ca, server, folder / "server.key", client, folder / "client.key")
 
 
+def _common_name(cert: Any) -> str:
+    """The subject's CN of a certificate as ``SSLSocket.getpeercert()`` returns it."""
+    names = [value for rdn in cert["subject"] for key, value in rdn if key == "commonName"]
+    return str(names[0]) if names else "?"
+
+
 class TlsStandIn:
     """A TLS listener on 127.0.0.1 that records what each connecting client presented."""
 
@@ -134,8 +140,7 @@ class TlsStandIn:
             try:
                 with self.context.wrap_socket(conn, server_side=True) as tls:
                     cert = tls.getpeercert()
-                    subject = dict(pair[0] for pair in cert["subject"]) if cert else {}
-                    self.seen.append(f"CN={subject['commonName']}" if cert else "no certificate")
+                    self.seen.append(f"CN={_common_name(cert)}" if cert else "no certificate")
             except (ssl.SSLError, OSError) as exc:
                 self.seen.append(f"no TLS handshake: {exc}")
                 conn.close()
