@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from streams.kafka_security import kafka_python_options
 from streams.settings import Settings
 
 
@@ -13,16 +14,27 @@ def service_topics(settings: Settings) -> list[str]:
     return [*settings.input_topics, settings.output_topic, settings.dlq_topic]
 
 
-def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int) -> list[str]:
-    """Create each missing topic with ``partitions`` partitions; return the ones created."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="propensity-admin")
+def admin_client(settings: Settings, client_id: str = "propensity-admin") -> KafkaAdminClient:
+    """A connected admin client; kafka-python raises KafkaTimeoutError when no bootstrap server
+    answers within ``bootstrap_timeout_seconds``."""
+    return KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap,
+        client_id=client_id,
+        bootstrap_timeout_ms=int(settings.bootstrap_timeout_seconds * 1000),
+        **kafka_python_options(settings),
+    )
+
+
+def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
+    """Create each missing topic with ``settings.partitions`` partitions; return those created."""
+    admin = admin_client(settings)
     try:
         existing = set(admin.list_topics())
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         created = []
         for topic in missing:
             try:
-                admin.create_topics([NewTopic(topic, partitions, 1)])
+                admin.create_topics([NewTopic(topic, settings.partitions, 1)])
                 created.append(topic)
             except TopicAlreadyExistsError:
                 pass

@@ -14,6 +14,7 @@ from mode import Service
 from model.scorer import SequenceScorer
 from streams.app import Runtime
 from streams.handler import BatchHandler, input_records
+from streams.kafka_security import aiokafka_options
 from streams.lag import LagMonitor
 from streams.metrics import WorkerMetrics
 from streams.publisher import BatchPublisher
@@ -72,7 +73,7 @@ def register_agents(
     """
     app = runtime.app
     fatal = on_fatal or fail_stop(metrics)
-    sink = publisher or BatchPublisher(settings.bootstrap)
+    sink = publisher or BatchPublisher(settings.bootstrap, security=aiokafka_options(settings))
     handler = BatchHandler(runtime, scorer, settings, metrics, sink, horizon_ms)
     lag_monitor = LagMonitor(settings, metrics)
 

@@ -6,6 +6,7 @@ from typing import Any
 import faust
 from faust.types import TopicT
 
+from streams.kafka_security import faust_credentials
 from streams.settings import Settings
 from streams.tables import BundledTable, UserStateTable
 from streams.transport import BundlingConsumerThread
@@ -30,6 +31,7 @@ def create_app(settings: Settings) -> Runtime:
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
+        broker_credentials=faust_credentials(settings),  # TLS/SASL, None for PLAINTEXT
         store=settings.table_store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,

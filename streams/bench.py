@@ -237,7 +237,7 @@ def run_throughput(base: Settings, bootstrap: str, work: Workload) -> dict[str, 
     tag = uuid.uuid4().hex[:8]
     topic = f"bench-{tag}.events"
     settings = _worker_settings(base, bootstrap, topic, work.partitions, tag)
-    ensure_topics(bootstrap, [topic, settings.output_topic, settings.dlq_topic], work.partitions)
+    ensure_topics(settings, [topic, settings.output_topic, settings.dlq_topic])
     load = asyncio.run(send_records(settings, workload_records(work, topic)))
     ceiling = asyncio.run(_consume_all(bootstrap, topic, work.partitions, work.events))
     naive = _naive_faust(bootstrap, topic, work.partitions, work.events, timeout=900)
@@ -257,7 +257,7 @@ def run_fixed_rate(base: Settings, bootstrap: str, work: Workload, rate: float) 
     tag = uuid.uuid4().hex[:8]
     topic = f"bench-{tag}.events"
     settings = _worker_settings(base, bootstrap, topic, work.partitions, tag)
-    ensure_topics(bootstrap, [topic, settings.output_topic, settings.dlq_topic], work.partitions)
+    ensure_topics(settings, [topic, settings.output_topic, settings.dlq_topic])
 
     records = workload_records(work, topic, live=True)  # generated now, stamped when sent
 

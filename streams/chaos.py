@@ -26,6 +26,7 @@ from model.simulate import simulate_n_events
 from model.user_state import UserState
 from streams.admin import ensure_topics, service_topics
 from streams.broker import free_port
+from streams.kafka_security import aiokafka_options
 from streams.processing import InputRecord, process_batch
 from streams.producer import OutgoingRecord, SendStats, record_for_event, send_records
 from streams.settings import Settings
@@ -92,6 +93,7 @@ async def read_topic(
         bootstrap_servers=settings.bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **aiokafka_options(settings),
     )
     await consumer.start()
     found: list[Any] = []
@@ -184,7 +186,7 @@ def compare(
 def run_chaos(settings: Settings, plan: ChaosPlan, workdir: Path) -> ChaosReport:
     """Stream ``plan.events`` at ``plan.rate`` while killing the worker ``plan.kills`` times."""
     report = ChaosReport()
-    ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
+    ensure_topics(settings, service_topics(settings))
     records = chaos_records(plan, settings.input_topics[0])
     report.events = len(records)
     sent = SendStats()

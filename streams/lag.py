@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.kafka_security import aiokafka_options
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
 
@@ -25,10 +26,14 @@ class LagMonitor:
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._consumer is None:
-            servers = self.settings.bootstrap
-            self._admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id="propensity-lag")
+            common = {
+                "bootstrap_servers": self.settings.bootstrap,
+                "client_id": "propensity-lag",
+                **aiokafka_options(self.settings),
+            }
+            self._admin = AIOKafkaAdminClient(**common)
             await self._admin.start()
-            self._consumer = AIOKafkaConsumer(bootstrap_servers=servers, client_id="propensity-lag")
+            self._consumer = AIOKafkaConsumer(**common)
             await self._consumer.start()
         return self._admin, self._consumer
 

@@ -9,6 +9,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from schemas.events import ShopEvent
+from streams.kafka_security import aiokafka_options
 from streams.settings import Settings
 
 CLICK_TYPES = frozenset({"view", "wishlist"})
@@ -76,13 +77,16 @@ async def send_records(
 
     ``stats`` (updated as records go out) lets a caller watch progress."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, linger_ms=linger_ms, max_batch_size=256 * 1024
+        bootstrap_servers=settings.bootstrap,
+        linger_ms=linger_ms,
+        max_batch_size=256 * 1024,
+        **aiokafka_options(settings),
     )
-    await producer.start()
     stats = stats if stats is not None else SendStats()
-    started = time.monotonic()
     pending: list[asyncio.Future[object]] = []
     try:
+        await producer.start()  # inside try: a failed start is stopped too
+        started = time.monotonic()
         for record in records:
             if stop is not None and stop.is_set():
                 break

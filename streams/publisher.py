@@ -8,7 +8,8 @@ propensity is always published before its input offset can be committed (at-leas
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -35,9 +36,11 @@ class BatchPublisher:
         bootstrap_servers: str,
         client_id: str = "propensity-publisher",
         producer: AIOKafkaProducer | None = None,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._client_id = client_id
+        self._security = dict(security or {})  # streams.kafka_security.aiokafka_options
         self._producer = producer  # None: created (and started) on first use
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
@@ -52,6 +55,7 @@ class BatchPublisher:
                 client_id=self._client_id,
                 acks="all",
                 max_batch_size=512 * 1024,
+                **self._security,
             )
             await producer.start()
             self._producer = producer

@@ -9,14 +9,22 @@ from typing import Any
 from schemas.events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_FUTURE_MS
 
 ENV_PREFIX = "PROPENSITY_"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
-def _env_name(name: str) -> str:
+def env_name(name: str) -> str:
+    """The environment variable of setting ``name``."""
     return "KAFKA_BOOTSTRAP_SERVERS" if name == "bootstrap_servers" else ENV_PREFIX + name.upper()
 
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    # Secrets stay out of repr(), so a logged or printed Settings never shows them.
+    return field(default=default, metadata={"help": help}, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,41 @@ class Settings:
         "",
         "Kafka bootstrap servers (host:port,...). Empty: `demo` starts the embedded broker;"
         " other commands use localhost:9092.",
+    )
+    security_protocol: str = _setting(
+        "PLAINTEXT",
+        "How every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    ssl_cafile: str = _setting(
+        "",
+        "CA bundle (PEM) that verifies the brokers' certificates with SSL or SASL_SSL"
+        " (empty: the system's CAs).",
+    )
+    ssl_certfile: str = _setting(
+        "", "Client certificate (PEM) for TLS client authentication (empty: none)."
+    )
+    ssl_keyfile: str = _setting(
+        "", "Private key (PEM) of the client certificate (empty: inside the certificate file)."
+    )
+    ssl_key_password: str = _setting(
+        "", "Password of the client private key (empty: not encrypted).", secret=True
+    )
+    ssl_check_hostname: bool = _setting(
+        True,
+        "Check that the broker's certificate names the host connected to (false: only that a"
+        " trusted CA signed it).",
+    )
+    sasl_mechanism: str = _setting(
+        "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: PLAIN)."
+    )
+    sasl_username: str = _setting("", "SASL user name (required with SASL_PLAINTEXT or SASL_SSL).")
+    sasl_password: str = _setting(
+        "", "SASL password (required with SASL_PLAINTEXT or SASL_SSL).", secret=True
+    )
+    bootstrap_timeout_seconds: float = _setting(
+        30.0,
+        "How long the topic checks at start try to reach the bootstrap servers before the"
+        " command gives up with an error.",
     )
     app_id: str = _setting("propensity", "Faust application id = consumer group and table prefix.")
     input_topics: tuple[str, ...] = _setting(
@@ -56,7 +99,11 @@ class Settings:
     )
     batch_wait_ms: int = _setting(5, "Longest wait to fill a micro-batch, in milliseconds.")
     torch_threads: int = _setting(1, "torch intra-op threads (1 keeps the event loop responsive).")
-    metrics_host: str = _setting("0.0.0.0", "Address the /metrics endpoint binds to.")
+    metrics_host: str = _setting(
+        "0.0.0.0",
+        "Address the /metrics endpoint binds to (0.0.0.0, all interfaces, so that Prometheus"
+        " reaches it in a container; 127.0.0.1 confines it to this host).",
+    )
     metrics_port: int = _setting(9464, "Port of the /metrics endpoint (0 disables it).")
     data_dir: Path = _setting(Path("propensity-data"), "Faust data directory (table stores).")
     table_store: str = _setting("memory://", "Faust table store URL (memory:// or rocksdb://).")
@@ -74,13 +121,20 @@ class Settings:
     session_timeout_seconds: float = _setting(10.0, "Consumer-group session timeout.")
     log_level: str = _setting("info", "Log level of the worker.")
 
+    def __post_init__(self) -> None:
+        for name in ("security_protocol", "sasl_mechanism"):
+            object.__setattr__(self, name, getattr(self, name).strip().upper())
+        problem = _security_problem(self)
+        if problem:
+            raise ValueError(problem)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         """Defaults, then environment variables, then explicit overrides (e.g. CLI options)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = environ.get(_env_name(f.name))
+            raw = environ.get(env_name(f.name))
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.type, raw, f.name)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -91,7 +145,7 @@ class Settings:
         env = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            env[_env_name(f.name)] = ",".join(value) if isinstance(value, tuple) else str(value)
+            env[env_name(f.name)] = ",".join(value) if isinstance(value, tuple) else str(value)
         return env
 
     @property
@@ -113,10 +167,53 @@ class Settings:
         return ";".join(f"propensity://{s.strip()}" for s in self.bootstrap.split(",") if s.strip())
 
 
+def _security_problem(settings: Settings) -> str | None:
+    """The first combination of security settings no client could connect with, in one line."""
+    protocol = settings.security_protocol
+    env = env_name
+    if protocol not in SECURITY_PROTOCOLS:
+        return (
+            f"{env('security_protocol')}={protocol!r} is not one of {', '.join(SECURITY_PROTOCOLS)}"
+        )
+    if settings.sasl_mechanism and settings.sasl_mechanism not in SASL_MECHANISMS:
+        return (
+            f"{env('sasl_mechanism')}={settings.sasl_mechanism!r} is not one of"
+            f" {', '.join(SASL_MECHANISMS)}"
+        )
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_key_password"):
+        if getattr(settings, name) and protocol not in TLS_PROTOCOLS:
+            return (
+                f"{env(name)} is set but {env('security_protocol')}={protocol} does not use TLS:"
+                " use SSL or SASL_SSL"
+            )
+    for name in ("sasl_mechanism", "sasl_username", "sasl_password"):
+        if getattr(settings, name) and protocol not in SASL_PROTOCOLS:
+            return (
+                f"{env(name)} is set but {env('security_protocol')}={protocol} does not use"
+                " SASL: use SASL_PLAINTEXT or SASL_SSL"
+            )
+    if protocol in SASL_PROTOCOLS and not (settings.sasl_username and settings.sasl_password):
+        return (
+            f"{env('security_protocol')}={protocol} needs {env('sasl_username')} and"
+            f" {env('sasl_password')}"
+        )
+    for name in ("ssl_keyfile", "ssl_key_password"):
+        if getattr(settings, name) and not settings.ssl_certfile:
+            return f"{env(name)} is set but {env('ssl_certfile')} (the client certificate) is not"
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(settings, name)
+        if path and not Path(path).is_file():
+            return f"{env(name)}={path} is not a file"
+    return None
+
+
 def _parse(kind: Any, raw: str, name: str) -> Any:
+    if kind in (bool, "bool"):
+        word = raw.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise ValueError(f"{env_name(name)}={raw!r} is not true or false")
+        return word in _TRUE
     try:
-        if kind in (bool, "bool"):
-            return _parse_bool(raw, name)
         if kind in (int, "int"):
             return int(raw)
         if kind in (float, "float"):
@@ -126,17 +223,8 @@ def _parse(kind: Any, raw: str, name: str) -> Any:
         if kind in (tuple[str, ...], "tuple[str, ...]"):
             return tuple(t.strip() for t in raw.split(",") if t.strip())
     except ValueError:
-        raise ValueError(f"{_env_name(name)}={raw!r} is not a valid {kind}") from None
+        raise ValueError(f"{env_name(name)}={raw!r} is not a valid {kind}") from None
     return raw
-
-
-def _parse_bool(raw: str, name: str) -> bool:
-    text = raw.strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{_env_name(name)}={raw!r} is not true/false")
 
 
 def settings_table() -> list[tuple[str, str, str, str]]:
@@ -145,11 +233,11 @@ def settings_table() -> list[tuple[str, str, str, str]]:
     for f in fields(Settings):
         default = f.default
         shown = ",".join(default) if isinstance(default, tuple) else str(default)
-        rows.append((f.name, _env_name(f.name), shown, f.metadata.get("help", "")))
+        rows.append((f.name, env_name(f.name), shown, f.metadata.get("help", "")))
     return rows
 
 
 def env_help(name: str) -> str:
     """Help text for a CLI option bound to a setting: its meaning and environment variable."""
     f = next(f for f in fields(Settings) if f.name == name)
-    return f"{f.metadata['help']} [env: {_env_name(name)}]"
+    return f"{f.metadata['help']} [env: {env_name(name)}]"

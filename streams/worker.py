@@ -4,13 +4,12 @@ import logging
 
 import faust
 import torch
-from kafka.admin import KafkaAdminClient
 from prometheus_client import start_http_server
 
 from model.export import LoadedModel, load_model
 from model.scorer import SequenceScorer
 from schemas.exceptions import PropensityError
-from streams.admin import ensure_topics, service_topics
+from streams.admin import admin_client, ensure_topics, service_topics
 from streams.agents import FatalHandler, register_agents
 from streams.app import Runtime, create_app
 from streams.handler import BatchHandler
@@ -27,7 +26,7 @@ class TopicLayoutError(PropensityError):
 
 def check_partitions(settings: Settings) -> None:
     """Every input topic must have `partitions` partitions: the table is co-partitioned."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = admin_client(settings)
     try:
         described = admin.describe_topics(list(settings.input_topics))
     finally:
@@ -80,7 +79,7 @@ def run_worker(settings: Settings, *, create_topics: bool = True) -> None:
     model = load_model(settings.model_path, expected_sha256=settings.model_sha256)
     torch.set_num_threads(settings.torch_threads)
     if create_topics:
-        ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
+        ensure_topics(settings, service_topics(settings))
     check_partitions(settings)
     metrics = WorkerMetrics()
     if settings.metrics_port:

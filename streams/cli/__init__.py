@@ -9,6 +9,8 @@ def main() -> None:
     """Streaming purchase-propensity scoring for online shops.
 
     Every option that maps to a runtime setting names its environment variable in its help.
+    TLS and SASL for a secured Kafka are set only in the environment (PROPENSITY_SECURITY_PROTOCOL,
+    PROPENSITY_SSL_*, PROPENSITY_SASL_*; see the README's settings table).
     """
 
 

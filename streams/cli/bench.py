@@ -11,7 +11,7 @@ from rich.table import Table
 
 from streams.broker import EmbeddedBroker
 from streams.cli import main
-from streams.cli.options import build_settings, setting_option
+from streams.cli.options import build_settings, one_line_errors, setting_option
 from streams.settings import Settings
 
 
@@ -123,7 +123,7 @@ def bench(
     broker = None if settings.bootstrap_servers else EmbeddedBroker().start()
     bootstrap = settings.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
     try:
-        with console.status("benchmarking..."):
+        with console.status("benchmarking..."), one_line_errors(settings):
             if rate:
                 result = run_fixed_rate(settings, bootstrap, work, rate)
             else:

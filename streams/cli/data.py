@@ -26,7 +26,7 @@ from model.simulate.config import DEFAULT_START_MS
 from schemas.events import ShopEvent
 from streams.admin import ensure_topics, service_topics
 from streams.cli import main
-from streams.cli.options import build_settings, kafka_options
+from streams.cli.options import build_settings, kafka_options, one_line_errors
 from streams.producer import live_events, record_for_event, send_records
 
 _HOUR_MS = 3_600_000
@@ -234,13 +234,15 @@ def simulate_command(
     )
     if to_kafka:
         settings = build_settings(**kafka)
-        ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
+        with one_line_errors(settings):
+            ensure_topics(settings, service_topics(settings))
         events: Iterable[ShopEvent] = (item.event for item in simulate(config))
         if live_time:
             events = live_events(events)
         records = (record_for_event(e, settings.input_topics) for e in events)
         try:
-            stats = asyncio.run(send_records(settings, records, rate=rate))
+            with one_line_errors(settings):
+                stats = asyncio.run(send_records(settings, records, rate=rate))
         except KeyboardInterrupt:
             raise SystemExit(130) from None
         click.echo(

@@ -20,7 +20,8 @@ from model.simulate import SimulationConfig, simulate
 from streams.admin import ensure_topics, service_topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.cli import main
-from streams.cli.options import build_settings, kafka_options, setting_option
+from streams.cli.options import build_settings, kafka_options, one_line_errors, setting_option
+from streams.kafka_security import aiokafka_options
 from streams.producer import (
     SendStats,
     live_events,
@@ -98,9 +99,10 @@ async def _follow(settings: Settings, view: LiveView, stop: asyncio.Event) -> No
         bootstrap_servers=settings.bootstrap,
         auto_offset_reset="latest",
         enable_auto_commit=False,
+        **aiokafka_options(settings),
     )
-    await consumer.start()
     try:
+        await consumer.start()  # inside try: a failed start is stopped too
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=200)
             for tp, messages in batch.items():
@@ -185,7 +187,8 @@ def demo(duration: float | None, rate: float, users: int, bad_every: int, **over
             console.print(f"[bold]broker[/] embedded Tansu on {broker.bootstrap_servers}")
         else:
             console.print(f"[bold]broker[/] {settings.bootstrap_servers}")
-        ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
+        with one_line_errors(settings):
+            ensure_topics(settings, service_topics(settings))
         if not Path(settings.model_path).is_file():
             from model.train import train_simulated  # torch training: imported only when needed
 
@@ -202,7 +205,7 @@ def demo(duration: float | None, rate: float, users: int, bad_every: int, **over
         )
         worker.wait_ready(timeout=120)
         console.print("[bold]worker[/] ready; streaming simulated shoppers (Ctrl-C stops)")
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt), one_line_errors(settings):
             view, sent = asyncio.run(_run(settings, users, rate, bad_every, duration, console))
             console.print(
                 f"[bold]done[/]: {sent:,} events sent, {view.scored:,} propensities, "

@@ -13,12 +13,11 @@ import click
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from model.exceptions import ModelArtifactError
-from schemas.exceptions import PropensityError
 from streams.admin import ensure_topics, service_topics
 from streams.broker import EmbeddedBroker
 from streams.cli import main
-from streams.cli.options import build_settings, kafka_options, setting_option
+from streams.cli.options import build_settings, kafka_options, one_line_errors, setting_option
+from streams.kafka_security import aiokafka_options
 from streams.producer import record_for_line, send_records
 from streams.settings import Settings
 
@@ -62,12 +61,8 @@ def worker(**overrides: Any) -> None:
     from streams.worker import run_worker  # imports faust; keep `--help` fast
 
     settings = build_settings(**overrides)
-    try:
+    with one_line_errors(settings):
         run_worker(settings)
-    except ModelArtifactError as exc:
-        raise click.ClickException(str(exc)) from None
-    except PropensityError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -86,8 +81,9 @@ def replay(file: Path, rate: float | None, create_topics: bool, **overrides: Any
     them to the dead-letter topic with a reason.
     """
     settings = build_settings(**overrides)
-    if create_topics:
-        ensure_topics(settings.bootstrap, service_topics(settings), settings.partitions)
+    with one_line_errors(settings):
+        if create_topics:
+            ensure_topics(settings, service_topics(settings))
 
     def records() -> Any:
         with file.open("rb") as handle:
@@ -96,7 +92,8 @@ def replay(file: Path, rate: float | None, create_topics: bool, **overrides: Any
                 if line:
                     yield record_for_line(line, settings.input_topics)
 
-    stats = asyncio.run(send_records(settings, records(), rate=rate))
+    with one_line_errors(settings):
+        stats = asyncio.run(send_records(settings, records(), rate=rate))
     click.echo(
         f"sent {stats.sent} records from {file} in {stats.seconds:.2f}s ({stats.rate:,.0f}/s)"
     )
@@ -128,11 +125,12 @@ async def follow(
         bootstrap_servers=settings.bootstrap,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
+        **aiokafka_options(settings),
     )
-    await consumer.start()
     seen = 0
     last = time.monotonic()
     try:
+        await consumer.start()  # inside try: a failed start is stopped too
         while limit is None or seen < limit:
             batch = await consumer.getmany(timeout_ms=500)
             for messages in batch.values():
@@ -160,14 +158,15 @@ def tail(
     settings = build_settings(**overrides)
     topic = settings.dlq_topic if dlq else settings.output_topic
     try:
-        asyncio.run(
-            follow(
-                settings,
-                topic,
-                from_beginning=from_beginning,
-                limit=limit,
-                idle_timeout=idle_timeout,
+        with one_line_errors(settings):
+            asyncio.run(
+                follow(
+                    settings,
+                    topic,
+                    from_beginning=from_beginning,
+                    limit=limit,
+                    idle_timeout=idle_timeout,
+                )
             )
-        )
     except KeyboardInterrupt:
         sys.exit(130)

@@ -28,7 +28,7 @@ def test_replayed_file_scores_equal_offline_scores(
     settings = worker_settings(
         unique_name, kafka_bootstrap, untrained_model, tmp_path, partitions=3, window_size=16
     )  # one input topic: per-user order = file order; a small window exercises truncation
-    ensure_topics(kafka_bootstrap, service_topics(settings), settings.partitions)
+    ensure_topics(settings, service_topics(settings))
     worker = start_worker(settings, tmp_path / "worker.log")
     try:
         worker.wait_ready()

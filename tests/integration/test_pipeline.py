@@ -111,7 +111,7 @@ def test_valid_in_equals_propensities_out_and_invalid_in_equals_dlq(
     settings = worker_settings(
         unique_name, kafka_bootstrap, untrained_model, tmp_path, combined=combined, partitions=4
     )
-    ensure_topics(kafka_bootstrap, service_topics(settings), settings.partitions)
+    ensure_topics(settings, service_topics(settings))
     worker = start_worker(settings, tmp_path / "worker.log")
     try:
         worker.wait_ready()

@@ -72,7 +72,7 @@ def test_every_dashboard_and_alert_expression_has_data(
     kafka_bootstrap: str, untrained_model: Path, tmp_path: Path, unique_name: str
 ) -> None:
     settings = worker_settings(unique_name, kafka_bootstrap, untrained_model, tmp_path)
-    ensure_topics(kafka_bootstrap, service_topics(settings), settings.partitions)
+    ensure_topics(settings, service_topics(settings))
     worker = start_worker(settings, tmp_path / "worker.log")
     prom_port = free_port()
     prometheus = subprocess.Popen(

@@ -85,7 +85,7 @@ def test_a_scoring_fault_stops_the_worker_and_its_successor_loses_nothing(
     kafka_bootstrap: str, untrained_model: Path, tmp_path: Path, unique_name: str
 ) -> None:
     settings = worker_settings(unique_name, kafka_bootstrap, untrained_model, tmp_path)
-    ensure_topics(kafka_bootstrap, service_topics(settings), settings.partitions)
+    ensure_topics(settings, service_topics(settings))
     topic = settings.input_topics[0]
     log = tmp_path / "faulty.log"
     with log.open("wb") as handle:
@@ -174,7 +174,7 @@ def test_hostile_input_mixed_with_valid_events(
     from tests.kafka_helpers import produce
 
     settings = worker_settings(unique_name, kafka_bootstrap, untrained_model, tmp_path)
-    ensure_topics(kafka_bootstrap, service_topics(settings), settings.partitions)
+    ensure_topics(settings, service_topics(settings))
     topic = settings.input_topics[0]
     hostile = hostile_payloads(int(time.time() * 1000))
     valid = [(r.key, r.value) for r in events(0, 2000)]

@@ -29,7 +29,7 @@ def test_no_input_is_lost_when_the_worker_is_killed(
     settings = worker_settings(
         unique_name, kafka_bootstrap, untrained_model, tmp_path, session_timeout_seconds=6.0
     )
-    ensure_topics(kafka_bootstrap, service_topics(settings), settings.partitions)
+    ensure_topics(settings, service_topics(settings))
     records = []
     for i in range(9000):
         user = f"user-{i % 97}"

@@ -1,5 +1,7 @@
-"""The command line: help texts and the worker's one-line refusal of a bad or unpinned model."""
+"""The command line: help texts; one-line refusals of a bad or unpinned model, bad settings,
+no Kafka."""
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +75,42 @@ def test_worker_refuses_a_model_other_than_the_pinned_one(untrained_model: Path)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert str(untrained_model) in lines[0] and f"not the pinned {pinned}" in lines[0]
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["worker", "tail"])
+def test_unreachable_kafka_is_one_line(untrained_model: Path, command: str) -> None:
+    # worker: kafka-python's topic admin; tail: an aiokafka consumer.
+    bootstrap = f"127.0.0.1:{_unused_port()}"
+    args = ["--model", str(untrained_model)] if command == "worker" else []
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", command, "--bootstrap-servers", bootstrap, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "",
+            "PROPENSITY_METRICS_PORT": "0",
+            "PROPENSITY_BOOTSTRAP_TIMEOUT_SECONDS": "1",  # kafka-python retries for 30 s else
+        },
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"Error: cannot reach Kafka at {bootstrap} (")
+    assert "KAFKA_BOOTSTRAP_SERVERS" in lines[0]
+
+
+def test_a_refused_security_setting_is_one_line() -> None:
+    env = {"PROPENSITY_SECURITY_PROTOCOL": "SASL_SSL", "PROPENSITY_SASL_USERNAME": "shop"}
+    result = CliRunner().invoke(main, ["tail"], env=env)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: PROPENSITY_SECURITY_PROTOCOL=SASL_SSL needs PROPENSITY_SASL_USERNAME and"
+        " PROPENSITY_SASL_PASSWORD"
+    ]

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import dockerfile
 import pytest
 import yaml
 from prometheus_client import generate_latest, start_http_server
@@ -236,10 +237,76 @@ def pod_labels(k8s: dict[str, dict[str, Any]]) -> dict[str, str]:
 # --- image ---------------------------------------------------------------------------------
 
 
+# The ENV keys the image sets, in both ENV instructions: build-time Python/pip behaviour and
+# the worker's container defaults.
+IMAGE_ENV_KEYS = {
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED",
+    "PIP_NO_CACHE_DIR",
+    "PIP_DISABLE_PIP_VERSION_CHECK",
+    "PROPENSITY_MODEL_PATH",
+    "PROPENSITY_DATA_DIR",
+    "PROPENSITY_METRICS_HOST",
+    "PROPENSITY_METRICS_PORT",
+}
+# An instruction keyword inside another instruction's value: a line continuation swallowed it.
+SWALLOWED = re.compile(
+    r"\s(FROM|RUN|CMD|LABEL|EXPOSE|ENV|ADD|COPY|ENTRYPOINT|VOLUME|USER|WORKDIR|ARG|ONBUILD"
+    r"|STOPSIGNAL|HEALTHCHECK|SHELL|MAINTAINER)\s"
+)
+
+
+def dockerfile_problems(path: Path) -> list[str]:
+    """What differs from the image we mean, as BuildKit's own parser reads the file."""
+    try:
+        commands = dockerfile.parse_file(str(path))
+    except dockerfile.GoParseError as exc:
+        return [f"BuildKit cannot parse it: {exc}"]
+    problems = []
+    names = [c.cmd.upper() for c in commands]
+    if names[:1] != ["FROM"]:
+        problems.append(f"does not start with FROM: {names[:1]}")
+    if names[-2:] != ["HEALTHCHECK", "CMD"]:
+        problems.append(f"does not end with HEALTHCHECK, CMD: {names[-2:]}")
+    env_keys = {key for c in commands if c.cmd.upper() == "ENV" for key in c.value[::2]}
+    if env_keys != IMAGE_ENV_KEYS:
+        problems.append(f"ENV keys differ: {sorted(env_keys ^ IMAGE_ENV_KEYS)}")
+    users = [c.value for c in commands if c.cmd.upper() == "USER"]
+    if users[-1:] != [("propensity",)]:
+        problems.append(f"the last USER instruction is not USER propensity: {users}")
+    for c in commands:
+        swallowed = SWALLOWED.search(" ".join(c.value))
+        if swallowed:
+            problems.append(f"line {c.start_line}: {c.cmd} swallowed {swallowed.group(1)!r}")
+    return problems
+
+
+def test_dockerfile_instructions_are_what_we_mean() -> None:
+    assert dockerfile_problems(DOCKERFILE) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "flagged"),
+    [
+        # The original bug: ENV's last pair continued into `USER propensity`.
+        ("    PROPENSITY_METRICS_PORT=9464\n", "USER"),
+        # A RUN continued over the comment and blank lines swallows the whole ENV instruction.
+        (" && chown propensity:propensity /models\n", "ENV"),
+    ],
+)
+def test_the_instruction_check_flags_a_swallowing_continuation(
+    tmp_path: Path, line: str, flagged: str
+) -> None:
+    text = DOCKERFILE.read_text()
+    assert line in text
+    broken = tmp_path / "Dockerfile"
+    broken.write_text(text.replace(line, line[:-1] + " \\\n"))
+    problems = dockerfile_problems(broken)
+    assert problems and any(flagged in problem for problem in problems), problems
+
+
 def test_dockerfile_essentials() -> None:
     text = DOCKERFILE.read_text()
-    users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
-    assert users and users[-1] not in {"root", "0"}
     assert re.search(r"download\.pytorch\.org/whl/cpu\S*\s+\"?torch==\$\{TORCH_VERSION\}", text)
     assert re.search(r"^ARG TORCH_VERSION=\d+\.\d+\.\d+$", text, flags=re.MULTILINE)
     assert re.search(r"^HEALTHCHECK ", text, flags=re.MULTILINE)
