@@ -7,7 +7,12 @@ import orjson
 import pytest
 
 from model.export import load_model
-from schemas.outputs import DLQ_HEADER_OFFSET, DLQ_HEADER_REASON, DLQ_HEADER_TOPIC
+from schemas.outputs import (
+    DLQ_HEADER_OFFSET,
+    DLQ_HEADER_PARTITION,
+    DLQ_HEADER_REASON,
+    DLQ_HEADER_TOPIC,
+)
 from streams.admin import ensure_topics, service_topics
 from streams.producer import topic_for
 from tests.kafka_helpers import collect, produce, start_worker, worker_settings
@@ -153,15 +158,24 @@ def test_valid_in_equals_propensities_out_and_invalid_in_equals_dlq(
     for event in events:
         assert by_event[str(event["event_id"])]["user_id"] == event["user_id"]
 
-    sent_at = {value: position for (_, _, value), position in zip(records, sent, strict=True)}
+    # Dead letters are matched by where their record came from: an oversized one keeps only a
+    # prefix of the original value (and says how long it was).
+    sent_at = dict(zip(sent, (value for _, _, value in records), strict=True))
     assert len(dead) == len(INVALID)
     for message in dead:
         headers = dict(message.headers)
-        expected_reason = invalid_at[message.value]
-        assert headers[DLQ_HEADER_REASON].decode() == expected_reason
-        topic, _, offset = sent_at[message.value]
-        assert headers[DLQ_HEADER_TOPIC].decode() == topic
-        assert int(headers[DLQ_HEADER_OFFSET]) == offset
+        source = (
+            headers[DLQ_HEADER_TOPIC].decode(),
+            int(headers[DLQ_HEADER_PARTITION]),
+            int(headers[DLQ_HEADER_OFFSET]),
+        )
+        value = sent_at[source]
+        assert headers[DLQ_HEADER_REASON].decode() == invalid_at[value]
+        if invalid_at[value] == "oversized":
+            assert value.startswith(message.value) and len(message.value) < len(value)
+            assert int(headers["dlq.value.truncated"]) == len(value)
+        else:
+            assert message.value == value
     assert sorted(invalid_at.values()) == sorted(
         dict(m.headers)[DLQ_HEADER_REASON].decode() for m in dead
     )
