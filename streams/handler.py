@@ -107,12 +107,9 @@ def observe_outputs(m: WorkerMetrics, result: BatchResult, published_at: float) 
     """Record one published slice: counters once per label set, histograms per event."""
     consumed: Counter[tuple[str, str]] = Counter()
     invalid: Counter[str] = Counter()
-    exceptions: Counter[str] = Counter()
     for dead in result.dead_letters:
         consumed[(dead.record.topic, "invalid")] += 1
         invalid[dead.reason] += 1
-        if dead.exception is not None:
-            exceptions[dead.exception] += 1
     end_to_end, processing = m.end_to_end_latency.observe, m.processing_latency.observe
     purchase = m.scores.labels("purchase").observe
     cart_abandon = m.scores.labels("cart_abandon").observe
@@ -133,7 +130,6 @@ def observe_outputs(m: WorkerMetrics, result: BatchResult, published_at: float) 
             m.non_finite_scores.inc(count)
         else:
             m.invalid_events.labels(reason).inc(count)
-    for name, count in exceptions.items():
-        m.internal_errors.labels(name).inc(count)
+    m.internal_errors.inc(invalid["internal_error"])
     m.redelivered_events.inc(len(result.redelivered))
     m.propensities_published.inc(len(result.scored))

@@ -67,8 +67,8 @@ class WorkerMetrics:
         )
         self.internal_errors = Counter(
             "propensity_internal_errors",
-            "Unforeseen exceptions while decoding a record (dead-lettered as internal_error).",
-            ["exception"],
+            "Unforeseen exceptions while decoding a record (dead-lettered as internal_error, the"
+            " exception class in its dlq.detail header).",
             registry=r,
         )
         self.non_finite_scores = Counter(
