@@ -1,5 +1,6 @@
 """The scoring agent under Faust's test_context: no broker, memory store."""
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,14 @@ def worker(untrained_model: Path, tmp_path: Path) -> Any:
     return runtime, settings, metrics, publisher
 
 
+async def until(condition: Any, timeout: float = 20.0) -> None:
+    """Wait for the agent to get somewhere (a sync point, not a timing assertion)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "the agent never got there"
+        await asyncio.sleep(0.01)
+
+
 def event(user: str, kind: str, step: int) -> bytes:
     return orjson.dumps(
         {"event_type": kind, "user_id": user, "item_id": "i1", "ts": T0 + step * 1000}
@@ -72,6 +81,14 @@ async def test_agent_publishes_one_score_per_event_and_dead_letters_bad_input(wo
         await ctx.put(key=b"u1", value=event("u1", "add_to_cart", 1))
         await ctx.put(key=b"u2", value=b"{broken")
         await ctx.put(key=b"u2", value=event("u2", "purchase", 2))
+        # put() returns when the stream has the value, not when the batch is published.
+        await until(
+            lambda: (
+                publisher.on(runtime.user_states.changelog_topic)
+                and len(publisher.on(settings.output_topic)) == 3
+                and len(publisher.on(settings.dlq_topic)) == 1
+            )
+        )
     bodies = [orjson.loads(r["value"]) for r in publisher.on(settings.output_topic)]
     assert [b["user_id"] for b in bodies] == ["u1", "u1", "u2"]
     assert bodies[1]["scores"]["cart_abandon"] is not None
@@ -119,5 +136,6 @@ async def test_a_scoring_fault_calls_the_fatal_handler_and_publishes_nothing(
     async with agent.test_context() as ctx:
         await ctx.put(key=b"u1", value=event("u1", "view", 0))
         await ctx.put(key=b"u1", value=b"{broken")
+        await until(lambda: faults)
     assert [type(f) for f in faults] == [RuntimeError]
     assert publisher.published == []  # neither the propensity, nor the dead letter, nor a state
