@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> Runtime:
         # Tansu holds a join for the whole rebalance timeout even with one member.
         broker_rebalance_timeout=settings.rebalance_timeout_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
+        consumer_group_instance_id=settings.group_instance_id or None,
         # Applies the changelog bundles of the bundling transport during recovery.
         Table=BundledTable,
     )

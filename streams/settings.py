@@ -118,6 +118,12 @@ class Settings:
         10.0,
         "Consumer-group rebalance timeout (on Tansu also the time a lone worker takes to join).",
     )
+    group_instance_id: str = _setting(
+        "",
+        "Static consumer-group membership id, unique per worker (e.g. the pod name); empty:"
+        " dynamic membership. A restarted worker with the same id gets its partitions back"
+        " without waiting for the group to rebalance.",
+    )
     session_timeout_seconds: float = _setting(10.0, "Consumer-group session timeout.")
     log_level: str = _setting("info", "Log level of the worker.")
 

@@ -213,6 +213,9 @@ def test_k8s_deployment(k8s: dict[str, dict[str, Any]]) -> None:
     assert container["command"] == ["propensity", "worker"]
     assert container["image"].rsplit(":", 1)[1] not in {"", "latest"}
     assert {"configMapRef": {"name": "propensity-worker"}} in container["envFrom"]
+    (instance_id,) = [e for e in container["env"] if e["name"] == "PROPENSITY_GROUP_INSTANCE_ID"]
+    assert instance_id["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert {e["name"] for e in container["env"]} <= {env for _, env, _, _ in settings_table()}
     metrics_port = int(k8s["ConfigMap/propensity-worker"]["data"]["PROPENSITY_METRICS_PORT"])
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["metrics"] == metrics_port
