@@ -4,6 +4,7 @@ Shared by the streaming worker and the offline scorer, so both give the same num
 """
 
 import bisect
+import math
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -104,6 +105,8 @@ class SequenceScorer:
             sequence=records_to_sequence(records),
             applied=state.applied,
         )
+        if _non_finite_rows(window, h, c):
+            return rebuilt, _NON_FINITE
         last = probs[0, -1].tolist()
         return rebuilt, self._score(last, encoder.cart_items)
 
@@ -126,6 +129,8 @@ class SequenceScorer:
 
         With ``positions``, an event whose record the user's state has already applied (a
         redelivery after a restart or rebalance) changes nothing and gets None.
+
+        An event after which the user's network state is NaN or infinite gets a NaN score.
 
         Each user's events in the batch form a segment that continues from the stored state;
         segments of equal length run through the network together, so a batch costs one call
@@ -193,13 +198,30 @@ class SequenceScorer:
         with torch.inference_mode():
             probs, window, h, c = self.module.run(x, window, h, c)
         probs_list = probs.tolist()
+        bad_states = _non_finite_rows(window, h, c)
         window_np, h_np, c_np = window.numpy(), h.numpy(), c.numpy()
         for b, seg in enumerate(segments):
             seg.state.window, seg.state.h, seg.state.c = window_np[b], h_np[b], c_np[b]
             for t, (i, cart_items) in enumerate(zip(seg.indices, seg.carts, strict=True)):
                 scores[i] = self._score(probs_list[b][t], cart_items)
+            if b in bad_states:
+                scores[seg.indices[-1]] = _NON_FINITE
         for seg in segments:
             seg.rows, seg.indices, seg.carts = [], [], []
+
+
+# Reported for an event after which the network's state is not finite, so that callers that
+# refuse non-finite scores also refuse a state that would poison the user's later events.
+_NON_FINITE = Score(math.nan, None, 0)
+
+
+def _non_finite_rows(window: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> set[int]:
+    """Batch rows whose state holds a NaN or an infinity (one vectorised check per call)."""
+    finite = torch.isfinite(h).all(1) & torch.isfinite(c).all(1)
+    finite &= torch.isfinite(window).flatten(1).all(1)
+    if bool(finite.all()):
+        return set()
+    return {int(b) for b in torch.nonzero(~finite).flatten()}
 
 
 class _Segment:

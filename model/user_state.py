@@ -7,6 +7,7 @@ little-endian and versioned; the sequence is a packed record array, not JSON.
 import struct
 import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 
 import numpy as np
@@ -44,6 +45,7 @@ _HEADER_V3 = struct.Struct("<BIqHBBBBBHHIqIqIqII")
 _HEADER = struct.Struct(_HEADER_V3.format + "B")
 
 
+@lru_cache(maxsize=4096)
 def source_id(topic: str, partition: int) -> int:
     """32-bit id of an input topic-partition, the key of a state's applied offsets."""
     return zlib.crc32(f"{topic}:{partition}".encode())

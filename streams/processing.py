@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from model.scorer import Position, Score, SequenceScorer
 from model.user_state import UserState, encode_state, source_id
 from schemas.events import DEFAULT_MAX_FUTURE_MS, ShopEvent, decode_event
@@ -154,7 +152,7 @@ def process_batch(
     events = [event for _, event in valid]
     positions = [(source_id(r.topic, r.partition), r.offset) for r, _ in valid]
     scores = scorer.score(events, states, now_ms, positions)
-    unsafe = _users_with_non_finite(events, scores, states)
+    unsafe = _users_with_non_finite(events, scores)
     for user in unsafe:
         states.pop(user, None)
         safe = _rescore_one_by_one(user, events, positions, scores, scorer, load_state, now_ms)
@@ -205,18 +203,11 @@ def _finite(score: Score) -> bool:
     )
 
 
-def _finite_state(state: UserState) -> bool:
-    return bool(np.isfinite(state.h).all() and np.isfinite(state.c).all()) and bool(
-        np.isfinite(state.window).all()
-    )
-
-
 def _users_with_non_finite(
-    events: Sequence[ShopEvent], scores: Sequence[Score | None], states: dict[str, UserState]
+    events: Sequence[ShopEvent], scores: Sequence[Score | None]
 ) -> set[str]:
-    unsafe = {e.user_id for e, s in zip(events, scores, strict=True) if s and not _finite(s)}
-    unsafe.update(user for user, state in states.items() if not _finite_state(state))
-    return unsafe
+    """Users with a NaN or infinite score (the scorer reports a state gone bad that way too)."""
+    return {e.user_id for e, s in zip(events, scores, strict=True) if s and not _finite(s)}
 
 
 def _rescore_one_by_one(
@@ -245,10 +236,8 @@ def _rescore_one_by_one(
                 trial[user] = copied
         (score,) = scorer.score([event], trial, now_ms, [positions[i]])
         scores[i] = score
-        if score is not None and _finite(score) and _finite_state(trial[user]):
+        if score is not None and _finite(score):
             state = trial[user]
-        elif score is not None and _finite(score):
-            scores[i] = Score(math.nan, None, score.cart_items)  # the state went bad: refuse
     return state
 
 

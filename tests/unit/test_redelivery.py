@@ -131,28 +131,32 @@ def test_a_batch_of_only_redeliveries_writes_no_state(scorer: SequenceScorer) ->
 
 
 class PoisonOnHighPrice(torch.nn.Module):
-    """Wraps the real network; events whose log-price feature is large come out as NaN."""
+    """Wraps the real network; events whose log-price feature is large poison the LSTM state
+    (and, with ``scores_too``, come out as NaN themselves)."""
 
-    def __init__(self, inner: torch.jit.ScriptModule) -> None:
+    def __init__(self, inner: torch.jit.ScriptModule, scores_too: bool) -> None:
         super().__init__()
         self.inner = inner
+        self.scores_too = scores_too
 
     def run(self, x: torch.Tensor, window: torch.Tensor, h: torch.Tensor, c: torch.Tensor):  # type: ignore[no-untyped-def]
         probs, window, h, c = self.inner.run(x, window, h, c)
         poisoned = x[:, :, 5] > 1.1  # log1p(price) / 6 > 1.1: price above ~735
         if bool(poisoned.any()):
             h = torch.where(poisoned.any(dim=1, keepdim=True), torch.nan, h)
-            probs = torch.where(poisoned.unsqueeze(-1), torch.nan, probs)
+            if self.scores_too:
+                probs = torch.where(poisoned.unsqueeze(-1), torch.nan, probs)
         return probs, window, h, c
 
 
+@pytest.mark.parametrize("scores_too", [True, False], ids=["nan-score", "nan-state-only"])
 def test_a_non_finite_score_is_a_dead_letter_and_the_state_is_kept(
-    untrained_model: Path,
+    untrained_model: Path, scores_too: bool
 ) -> None:
     model = load_model(untrained_model)
     clean_scorer = SequenceScorer(model)
     poisoned_scorer = SequenceScorer(model)
-    poisoned_scorer.module = PoisonOnHighPrice(model.module)  # type: ignore[assignment]
+    poisoned_scorer.module = PoisonOnHighPrice(model.module, scores_too)  # type: ignore[assignment]
     records = stream(300, 6, seed=3)
     poisoned = Table(poisoned_scorer)
     results = [poisoned.run(records[s : s + 30]) for s in range(0, 300, 30)]
