@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from model.export import load_model
 from model.features import encode_records, record_from_event
+from model.importers.jsonl import CONTRACT_KEYS
 from model.scorer import SequenceScorer
 from model.user_state import SEQUENCE_RECORD
 from schemas.events import REASONS, ShopEvent, decode_event
@@ -113,21 +114,7 @@ field_values = (
     | st.text(max_size=12)
 )
 near_valid = st.fixed_dictionaries(
-    {},
-    optional={
-        name: field_values
-        for name in (
-            "event_type",
-            "user_id",
-            "item_id",
-            "ts",
-            "event_id",
-            "session_id",
-            "category",
-            "price",
-            "quantity",
-        )
-    },
+    {}, optional={name: field_values for name in sorted(CONTRACT_KEYS)}
 )
 
 
