@@ -120,7 +120,7 @@ def register_agents(
         metrics.active_users.set(users)  # standby replicas' users are not this worker's
         metrics.state_bytes.set(size)
 
-    @app.timer(1.0)
+    @app.timer(0.25)  # a restarted worker reports ready within a quarter second of recovery
     async def report_readiness() -> None:
         recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         metrics.ready.set(1 if recovered and not app.rebalancing else 0)
