@@ -24,6 +24,7 @@ from model.export import load_model
 from model.scorer import SequenceScorer
 from model.simulate import simulate_n_events
 from model.user_state import UserState
+from schemas.events import ShopEvent
 from streams.admin import ensure_topics, service_topics
 from streams.broker import free_port
 from streams.kafka_security import aiokafka_options
@@ -270,6 +271,23 @@ def _wait_for_metric(
         time.sleep(0.02)
 
 
+def drill_settings(base: Settings, bootstrap: str, partitions: int, workdir: Path) -> Settings:
+    """Settings of a drill worker: fresh topics and group, a free metrics port."""
+    name = f"chaos-{uuid.uuid4().hex[:8]}"
+    return replace(
+        base,
+        bootstrap_servers=bootstrap,
+        app_id=name,
+        input_topics=(f"{name}.events",),
+        output_topic=f"{name}.propensities",
+        dlq_topic=f"{name}.dlq",
+        partitions=partitions,
+        metrics_port=free_port(),
+        data_dir=workdir / name,
+        lag_interval_seconds=1.0,
+    )
+
+
 def run_chaos_bench(
     base: Settings, bootstrap: str, plan: ChaosPlan, partitions: int, workdir: Path
 ) -> dict[str, Any]:
@@ -277,20 +295,55 @@ def run_chaos_bench(
     and trusted as the broker reports them, which isolates a broker that under-reports."""
     legs: dict[str, Any] = {}
     for leg, verify in (("changelog end checked", True), ("changelog end as reported", False)):
-        name = f"chaos-{uuid.uuid4().hex[:8]}"
-        settings = replace(
-            base,
-            bootstrap_servers=bootstrap,
-            app_id=name,
-            input_topics=(f"{name}.events",),
-            output_topic=f"{name}.propensities",
-            dlq_topic=f"{name}.dlq",
-            partitions=partitions,
-            metrics_port=free_port(),
-            data_dir=workdir / name,
-            lag_interval_seconds=1.0,
-            verify_changelog_end=verify,
-        )
-        report = run_chaos(settings, plan, workdir / name)
+        settings = drill_settings(base, bootstrap, partitions, workdir)
+        settings = replace(settings, verify_changelog_end=verify)
+        report = run_chaos(settings, plan, workdir / settings.app_id)
         legs[leg] = {**asdict(report), "missing": len(report.missing), "lines": report.lines()}
     return {"plan": asdict(plan), "partitions": partitions, "legs": legs}
+
+
+@dataclass
+class RestartReport:
+    users: int
+    first_start_seconds: float  # process start -> ready, empty table
+    restart_seconds: float  # process start after a SIGKILL -> ready, table of `users` states
+    users_after_restart: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"first start -> ready: {self.first_start_seconds:.1f} s",
+            f"{self.users:,} users in the table; SIGKILL; new worker start -> ready: "
+            f"{self.restart_seconds:.1f} s ({self.users_after_restart:,} users after)",
+        ]
+
+
+def run_restart(settings: Settings, users: int, workdir: Path) -> RestartReport:
+    """Fill the table with one event per user, SIGKILL the worker, time its successor."""
+    ensure_topics(settings, service_topics(settings))
+    started = time.monotonic()
+    worker = start_worker(settings, workdir / "first.log")
+    worker.wait_ready(300)
+    first = time.monotonic() - started
+    records = [
+        record_for_event(
+            ShopEvent("view", f"u{i}", "item", _RESTART_T0 + i), (settings.input_topics[0],)
+        )
+        for i in range(users)
+    ]
+    asyncio.run(send_records(settings, records))
+    _wait_for_metric(worker, "propensity_propensities_published_total", users, timeout=600)
+    worker.process.kill()
+    worker.process.wait()
+    started = time.monotonic()
+    successor = start_worker(settings, workdir / "restart.log")
+    try:
+        successor.wait_ready(600)
+        restart = time.monotonic() - started
+        time.sleep(settings.lag_interval_seconds + 1.0)  # the gauge is set on that timer
+        after = int(successor.metric_value("propensity_active_users") or 0)
+    finally:
+        successor.stop()
+    return RestartReport(users, first, restart, after)
+
+
+_RESTART_T0 = 1_733_300_000_000

@@ -203,9 +203,7 @@ def _finite(score: Score) -> bool:
     )
 
 
-def _users_with_non_finite(
-    events: Sequence[ShopEvent], scores: Sequence[Score | None]
-) -> set[str]:
+def _users_with_non_finite(events: Sequence[ShopEvent], scores: Sequence[Score | None]) -> set[str]:
     """Users with a NaN or infinite score (the scorer reports a state gone bad that way too)."""
     return {e.user_id for e, s in zip(events, scores, strict=True) if s and not _finite(s)}
 

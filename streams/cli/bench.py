@@ -2,6 +2,7 @@
 
 import json
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,12 @@ def print_results(result: dict[str, Any], console: Console) -> None:
 )
 @click.option("--kills", type=int, default=6, show_default=True, help="SIGKILLs in --chaos.")
 @click.option(
+    "--restart",
+    is_flag=True,
+    help="Restart time instead: fill the table with one event for each of --users (default"
+    " 20,000), SIGKILL the worker, time a new worker's start until it reports ready.",
+)
+@click.option(
     "--json-out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -99,6 +106,7 @@ def bench(
     rate: float | None,
     chaos: bool,
     kills: int,
+    restart: bool,
     json_out: Path | None,
     **overrides: Any,
 ) -> None:
@@ -115,6 +123,9 @@ def bench(
     settings = build_settings(**overrides)
     if not Path(settings.model_path).is_file():
         raise click.UsageError(f"model file {settings.model_path} does not exist (train one first)")
+    if restart:
+        run_restart_drill(settings, users or 20_000, partitions, json_out)
+        return
     if chaos:
         run_drill(settings, events or 150_000, users or 2_000, partitions, rate, kills, json_out)
         return
@@ -169,3 +180,28 @@ def run_drill(
             console.print(f"  {line}")
     if json_out:
         json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def run_restart_drill(
+    settings: Settings, users: int, partitions: int, json_out: Path | None
+) -> None:
+    """`bench --restart`: start -> ready of a worker that takes over a full table."""
+    from streams.chaos import drill_settings, run_restart
+
+    console = Console()
+    broker = None if settings.bootstrap_servers else EmbeddedBroker().start()
+    bootstrap = settings.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="propensity-restart-") as tmp,
+            console.status("restart drill..."),
+        ):
+            drill = drill_settings(settings, bootstrap, partitions, Path(tmp))
+            report = run_restart(drill, users, Path(tmp))
+    finally:
+        if broker is not None:
+            broker.stop()
+    for line in report.lines():
+        console.print(line)
+    if json_out:
+        json_out.write_text(json.dumps(asdict(report), indent=2) + "\n")
