@@ -2,6 +2,8 @@
 
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,19 @@ from streams.broker import EmbeddedBroker
 from streams.cli import main
 from streams.cli.options import build_settings, one_line_errors, setting_option
 from streams.settings import Settings
+
+
+@contextmanager
+def kafka(settings: Settings) -> Iterator[str]:
+    """The configured Kafka's bootstrap servers, or an embedded broker's while the block runs."""
+    if settings.bootstrap_servers:
+        yield settings.bootstrap_servers
+        return
+    broker = EmbeddedBroker().start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -131,17 +146,15 @@ def bench(
         return
     work = Workload(events=events or 300_000, users=users or 20_000, partitions=partitions)
     console = Console()
-    broker = None if settings.bootstrap_servers else EmbeddedBroker().start()
-    bootstrap = settings.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
-    try:
-        with console.status("benchmarking..."), one_line_errors(settings):
-            if rate:
-                result = run_fixed_rate(settings, bootstrap, work, rate)
-            else:
-                result = run_throughput(settings, bootstrap, work)
-    finally:
-        if broker is not None:
-            broker.stop()
+    with (
+        kafka(settings) as bootstrap,
+        console.status("benchmarking..."),
+        one_line_errors(settings),
+    ):
+        if rate:
+            result = run_fixed_rate(settings, bootstrap, work, rate)
+        else:
+            result = run_throughput(settings, bootstrap, work)
     print_results(result, console)
     text = json.dumps(result, indent=2)
     console.print_json(text)
@@ -163,17 +176,13 @@ def run_drill(
 
     plan = ChaosPlan(events=events, users=users, kills=kills, rate=rate or 5_000.0)
     console = Console()
-    broker = None if settings.bootstrap_servers else EmbeddedBroker().start()
-    bootstrap = settings.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="propensity-chaos-") as tmp,
-            console.status("fault drill..."),
-        ):
-            result = run_chaos_bench(settings, bootstrap, plan, partitions, Path(tmp))
-    finally:
-        if broker is not None:
-            broker.stop()
+    with (
+        kafka(settings) as bootstrap,
+        one_line_errors(settings),
+        tempfile.TemporaryDirectory(prefix="propensity-chaos-") as tmp,
+        console.status("fault drill..."),
+    ):
+        result = run_chaos_bench(settings, bootstrap, plan, partitions, Path(tmp))
     for leg, figures in result["legs"].items():
         console.print(f"[bold]{leg}[/bold]")
         for line in figures["lines"]:
@@ -189,18 +198,14 @@ def run_restart_drill(
     from streams.chaos import drill_settings, run_restart
 
     console = Console()
-    broker = None if settings.bootstrap_servers else EmbeddedBroker().start()
-    bootstrap = settings.bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="propensity-restart-") as tmp,
-            console.status("restart drill..."),
-        ):
-            drill = drill_settings(settings, bootstrap, partitions, Path(tmp))
-            report = run_restart(drill, users, Path(tmp))
-    finally:
-        if broker is not None:
-            broker.stop()
+    with (
+        kafka(settings) as bootstrap,
+        one_line_errors(settings),
+        tempfile.TemporaryDirectory(prefix="propensity-restart-") as tmp,
+        console.status("restart drill..."),
+    ):
+        drill = drill_settings(settings, bootstrap, partitions, Path(tmp))
+        report = run_restart(drill, users, Path(tmp))
     for line in report.lines():
         console.print(line)
     if json_out:
