@@ -59,7 +59,6 @@ _validate = fastjsonschema.compile(_SCHEMA)
 # Limits read from the schema, the one place they are defined.
 MIN_EVENT_TS_MS: Final[int] = _SCHEMA["properties"]["ts"]["minimum"]  # 2000-01-01T00:00:00Z
 MAX_EVENT_TS_MS: Final[int] = _SCHEMA["properties"]["ts"]["maximum"]
-MAX_PRICE: Final[float] = _SCHEMA["properties"]["price"]["maximum"]
 # A numeric ts in this range is epoch *seconds* of 2000-5138, not milliseconds: said so.
 _SECONDS_RANGE: Final = (MIN_EVENT_TS_MS // 1000, 10**11)
 

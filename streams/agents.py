@@ -29,7 +29,7 @@ FATAL_EXIT_CODE = 70
 
 log = logging.getLogger(__name__)
 
-FatalHandler = Callable[[BaseException], Any]
+FatalHandler = Callable[[BaseException], None]
 
 
 def fail_stop(metrics: WorkerMetrics) -> FatalHandler:
@@ -93,7 +93,8 @@ def register_agents(
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the input's faults are dead letters: this is ours
-                await _call_fatal(fatal, exc)
+                fatal(exc)
+                raise  # only reached when a test's handler returns
 
     @app.task
     async def freeze_startup_objects() -> None:
@@ -134,13 +135,6 @@ def register_agents(
 
     app.service(KafkaClientsService)
     return handler
-
-
-async def _call_fatal(fatal: FatalHandler, exc: Exception) -> None:
-    outcome = fatal(exc)
-    if asyncio.iscoroutine(outcome):
-        await outcome
-    raise exc  # only reached when a test's handler returns
 
 
 def active_partitions(runtime: Runtime) -> set[int]:

@@ -34,6 +34,7 @@ from streams.settings import Settings
 from streams.supervisor import WorkerProcess, start_worker
 
 Scores = tuple[float, float | None, int]  # purchase, cart_abandon, cart_items
+_RESTART_T0 = 1_733_300_000_000  # event time of the restart drill's events
 
 
 @dataclass
@@ -76,6 +77,7 @@ class ChaosReport:
             f"start -> ready per worker (s): {ready}",
             f"users {self.users:,}; propensity_active_users per worker at the end: "
             f"{self.active_users}",
+            f"exit status of the workers stopped at the end: {self.exit_codes}",
         ]
 
 
@@ -345,6 +347,3 @@ def run_restart(settings: Settings, users: int, workdir: Path) -> RestartReport:
     finally:
         successor.stop()
     return RestartReport(users, first, restart, after)
-
-
-_RESTART_T0 = 1_733_300_000_000

@@ -117,9 +117,9 @@ def observe_outputs(m: WorkerMetrics, result: BatchResult, published_at: float) 
         consumed[(scored.record.topic, scored.event.event_type)] += 1
         end_to_end(max(published_at - scored.event.ts / 1000.0, 0.0))
         processing(max(published_at - scored.record.consumed_at, 0.0))
-        purchase(scored.purchase)
-        if scored.cart_abandon is not None:
-            cart_abandon(scored.cart_abandon)
+        purchase(scored.score.purchase)
+        if scored.score.cart_abandon is not None:
+            cart_abandon(scored.score.cart_abandon)
     for record in result.redelivered:
         consumed[(record.topic, "redelivered")] += 1
     for (topic, event_type), count in consumed.items():

@@ -52,7 +52,6 @@ class DeadLetter:
     reason: str
     detail: str
     max_value_bytes: int | None = None  # keep at most this prefix of the value (oversized input)
-    exception: str | None = None  # the exception class, for reason "internal_error"
 
     def to_output(self) -> OutputRecord:
         r = self.record
@@ -80,8 +79,7 @@ class ScoredEvent:
     record: InputRecord
     event: ShopEvent
     message: dict[str, object]
-    purchase: float
-    cart_abandon: float | None
+    score: Score
 
 
 @dataclass(slots=True)
@@ -94,7 +92,10 @@ class BatchResult:
 
 
 def decode_record(
-    record: InputRecord, max_bytes: int, now_ms: int | None = None, max_future_ms: int = 0
+    record: InputRecord,
+    max_bytes: int,
+    now_ms: int | None = None,
+    max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
 ) -> ShopEvent:
     """Decode and check one record; the Kafka key must be the user id (co-partitioning)."""
     event = decode_event(record.value, max_bytes, now_ms=now_ms, max_future_ms=max_future_ms)
@@ -110,9 +111,8 @@ def dead_letter_for(record: InputRecord, exc: Exception, max_bytes: int) -> Dead
     if isinstance(exc, InvalidEvent):
         keep = max_bytes if exc.reason == "oversized" else None
         return DeadLetter(record, exc.reason, exc.detail, max_value_bytes=keep)
-    name = type(exc).__name__
-    detail = f"unforeseen {name} while decoding: {exc}"
-    return DeadLetter(record, "internal_error", detail, max_value_bytes=max_bytes, exception=name)
+    detail = f"unforeseen {type(exc).__name__} while decoding: {exc}"
+    return DeadLetter(record, "internal_error", detail, max_value_bytes=max_bytes)
 
 
 def process_batch(
@@ -194,7 +194,7 @@ def _scored(
         input_ts=record.timestamp,
         scored_at=now_ms,
     )
-    return ScoredEvent(record, event, message, score.purchase, score.cart_abandon)
+    return ScoredEvent(record, event, message, score)
 
 
 def _finite(score: Score) -> bool:

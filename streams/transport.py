@@ -14,7 +14,6 @@ recovery of 200,000 user states from about a minute to seconds.
 Registered as the Faust transport ``propensity://`` (entry point ``faust.transports``).
 """
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -149,7 +148,6 @@ class BundlingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
                     if highwater is not None:
                         found[tp] = highwater
                         consumer.pause(ktp)
-                await asyncio.sleep(0)
             return found
         finally:
             await consumer.stop()

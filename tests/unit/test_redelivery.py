@@ -79,7 +79,8 @@ class Table:
 
 def scores_by_offset(result: BatchResult) -> dict[tuple[int, int], tuple[float, float | None]]:
     return {
-        (s.record.partition, s.record.offset): (s.purchase, s.cart_abandon) for s in result.scored
+        (s.record.partition, s.record.offset): (s.score.purchase, s.score.cart_abandon)
+        for s in result.scored
     }
 
 
