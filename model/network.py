@@ -1,9 +1,14 @@
-"""The CNN+LSTM propensity network (nn.Modules only; scripted by model.export)."""
+"""The CNN+LSTM propensity network (nn.Modules only; scripted by model.serving.export).
+
+This module stays at ``model.network`` whatever else moves: an exported model file names its
+TorchScript code by this path (``__torch__.model.network.PropensityNet``) and the loader checks
+that code against a fresh scripting, so moving it would refuse every model file already saved.
+"""
 
 import torch
 from torch import Tensor, nn
 
-from model.config import HEADS, ModelConfig
+from model.serving.config import HEADS, ModelConfig
 
 
 class PropensityNet(nn.Module):

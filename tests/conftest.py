@@ -46,10 +46,10 @@ def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A valid artifact with seeded random weights: enough for plumbing tests."""
     import torch
 
-    from model.config import ModelConfig
-    from model.export import save_model
-    from model.features import N_FEATURES
     from model.network import PropensityNet
+    from model.serving.config import ModelConfig
+    from model.serving.export import save_model
+    from model.serving.features import N_FEATURES
 
     torch.manual_seed(1234)
     config = ModelConfig(n_features=N_FEATURES, hidden_size=16, conv_channels=16)
@@ -65,7 +65,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if configured:
         yield configured
         return
-    from streams.broker import EmbeddedBroker
+    from streams.harness.broker import EmbeddedBroker
 
     with EmbeddedBroker() as broker:
         yield broker.bootstrap_servers

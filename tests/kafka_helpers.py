@@ -1,4 +1,7 @@
-"""Helpers for integration tests: produce and collect records (workers: streams.supervisor)."""
+"""Helpers for integration tests: produce and collect records.
+
+Workers are started by streams.harness.supervisor.
+"""
 
 import asyncio
 import time
@@ -8,9 +11,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.broker import free_port
-from streams.settings import Settings
-from streams.supervisor import WorkerProcess, start_worker
+from streams.harness.broker import free_port
+from streams.harness.supervisor import WorkerProcess, start_worker
+from streams.worker.settings import Settings
 
 __all__ = ["WorkerProcess", "collect", "produce", "start_worker", "worker_settings"]
 

@@ -110,7 +110,7 @@ def all_expressions() -> list[tuple[str, str]]:
 
 def exported_metric_names() -> set[str]:
     """Sample names a WorkerMetrics registry can expose, plus Prometheus' own `up`."""
-    from streams.metrics import WorkerMetrics
+    from streams.worker.metrics import WorkerMetrics
 
     suffixes = {
         "counter": ("_total",),

@@ -1,6 +1,30 @@
-"""The `propensity` command: one click group, subcommands registered by the modules below."""
+"""The `propensity` command line: one click group and its subcommands, registered here.
+
+Each ``*_command(s)`` module defines plain click commands and never imports this package, so
+there is no import cycle. The command line may import the worker, the development harness,
+the model and the schemas; nothing imports the command line.
+"""
 
 import click
+
+from streams.cli.bench_commands import bench
+from streams.cli.data_commands import import_command, simulate_command
+from streams.cli.demo_command import demo
+from streams.cli.model_commands import evaluate, train
+from streams.cli.service_commands import broker, replay, tail, worker
+
+SUBCOMMANDS: tuple[click.Command, ...] = (
+    worker,
+    broker,
+    replay,
+    tail,
+    import_command,
+    simulate_command,
+    train,
+    evaluate,
+    bench,
+    demo,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -14,7 +38,5 @@ def main() -> None:
     """
 
 
-# Importing these modules registers their subcommands on `main`.
-from streams.cli import bench, data, demo, runtime, training  # noqa: E402
-
-__all__ = ["bench", "data", "demo", "main", "runtime", "training"]
+for _command in SUBCOMMANDS:
+    main.add_command(_command)

@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaConnectionError
 from kafka.errors import KafkaTimeoutError
 
 from schemas.exceptions import PropensityError
-from streams.settings import Settings, env_help, env_name
+from streams.worker.settings import Settings, env_help, env_name
 
 F = Callable[..., Any]
 

@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 import pytest
 
-from model.export import load_model
-from streams.metrics import WorkerMetrics
-from streams.settings import Settings
-from streams.worker import build_worker
+from model.serving.export import load_model
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.service import build_worker
+from streams.worker.settings import Settings
 
 T0 = 1_700_000_000_000
 

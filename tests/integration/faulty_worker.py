@@ -5,7 +5,7 @@ event of user "boom" raises, as a model or state bug would. Run as
 from collections.abc import Sequence
 from typing import Any
 
-from model.scorer import SequenceScorer
+from model.serving.scorer import SequenceScorer
 from schemas.events import ShopEvent
 from streams.cli import main
 

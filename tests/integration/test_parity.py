@@ -8,11 +8,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from model.export import load_model
 from model.importers import read_events_jsonl
-from model.scorer import SequenceScorer, score_offline
+from model.serving.export import load_model
+from model.serving.scorer import SequenceScorer, score_offline
 from model.simulate import SimulationConfig, simulate, write_jsonl
-from streams.admin import ensure_topics, service_topics
+from streams.worker.admin import ensure_topics, service_topics
 from tests.kafka_helpers import collect, start_worker, worker_settings
 
 pytestmark = pytest.mark.integration

@@ -6,15 +6,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from model.export import load_model
+from model.serving.export import load_model
 from schemas.outputs import (
     DLQ_HEADER_OFFSET,
     DLQ_HEADER_PARTITION,
     DLQ_HEADER_REASON,
     DLQ_HEADER_TOPIC,
 )
-from streams.admin import ensure_topics, service_topics
-from streams.producer import topic_for
+from streams.harness.producer import topic_for
+from streams.worker.admin import ensure_topics, service_topics
 from tests.kafka_helpers import collect, produce, start_worker, worker_settings
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.admin import ensure_topics, service_topics
-from streams.broker import free_port
+from streams.harness.broker import free_port
+from streams.worker.admin import ensure_topics, service_topics
 from tests.kafka_helpers import produce, start_worker, worker_settings
 from tests.promql import alert_expressions, dashboard_expressions, metric_names
 

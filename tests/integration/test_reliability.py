@@ -2,9 +2,9 @@
 scoring, and hostile input mixed with valid events.
 
 Scores are compared with a clean scoring of the same records by the worker's own batch step
-(streams.chaos.clean_scores). The embedded Tansu under-reports changelog end offsets; the worker
-confirms them with a fetch (Settings.verify_changelog_end, on by default), so table recovery
-is complete here too and the assertions are exact.
+(streams.harness.drills.clean_scores). The embedded Tansu under-reports changelog end offsets;
+the worker confirms them with a fetch (Settings.verify_changelog_end, on by default), so table
+recovery is complete here too and the assertions are exact.
 """
 
 import asyncio
@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.admin import ensure_topics, service_topics
-from streams.chaos import ChaosPlan, ChaosReport, read_topic, run_chaos
-from streams.producer import OutgoingRecord, send_records
-from streams.supervisor import WorkerProcess
+from streams.harness.drills import ChaosPlan, ChaosReport, read_topic, run_chaos
+from streams.harness.producer import OutgoingRecord, send_records
+from streams.harness.supervisor import WorkerProcess
+from streams.worker.admin import ensure_topics, service_topics
 from tests.kafka_helpers import start_worker, worker_settings
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.admin import ensure_topics, service_topics
-from streams.producer import OutgoingRecord, send_records
+from streams.harness.producer import OutgoingRecord, send_records
+from streams.worker.admin import ensure_topics, service_topics
 from tests.kafka_helpers import collect, start_worker, worker_settings
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from prometheus_client import generate_latest, start_http_server
 
-from streams.metrics import WorkerMetrics
-from streams.settings import Settings, settings_table
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.settings import Settings, settings_table
 from tests import promql
 
 DEPLOY = promql.REPO_ROOT / "deploy"

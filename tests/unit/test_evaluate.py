@@ -6,14 +6,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.baseline_features import BASELINE_FEATURE_NAMES, user_features
-from model.bootstrap import interval, user_replicates
-from model.data import build_dataset
-from model.evaluate import evaluate
-from model.export import load_model
-from model.fitting import TrainConfig
-from model.metrics import best_f1_threshold, binary_metrics, expected_calibration_error, lift_at
-from model.train import train_file
+from model.evaluation.baseline_features import BASELINE_FEATURE_NAMES, user_features
+from model.evaluation.bootstrap import interval, user_replicates
+from model.evaluation.evaluate import evaluate
+from model.evaluation.measures import (
+    best_f1_threshold,
+    binary_metrics,
+    expected_calibration_error,
+    lift_at,
+)
+from model.serving.export import load_model
+from model.training.data import build_dataset
+from model.training.fitting import TrainConfig
+from model.training.train import train_file
 from schemas.events import ShopEvent
 from tests.unit.shop_data import MIN, START, shop_events, write_jsonl
 
@@ -149,8 +154,8 @@ def test_the_artifact_split_is_reused_on_its_own_data(report: tuple[Path, dict])
 
 
 def test_simulated_evaluation_shows_the_oracle_and_the_ceiling(tmp_path: Path) -> None:
-    from model.evaluate import evaluate_simulated
-    from model.train import train_simulated
+    from model.evaluation.evaluate import evaluate_simulated
+    from model.training.train import train_simulated
 
     model = tmp_path / "sim.pt"
     train_simulated(model, quick=True, progress=False, users=80, days=4)

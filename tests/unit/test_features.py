@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from model.features import (
+from model.serving.features import (
     FEATURE_NAMES,
     MAX_RECENT_CATEGORIES,
     MAX_SESSION_CATEGORIES,

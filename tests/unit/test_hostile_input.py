@@ -10,14 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.export import load_model
-from model.features import encode_records, record_from_event
 from model.importers.jsonl import CONTRACT_KEYS
-from model.scorer import SequenceScorer
-from model.user_state import SEQUENCE_RECORD
+from model.serving.export import load_model
+from model.serving.features import encode_records, record_from_event
+from model.serving.scorer import SequenceScorer
+from model.serving.user_state import SEQUENCE_RECORD
 from schemas.events import REASONS, ShopEvent, decode_event
 from schemas.exceptions import InvalidEvent
-from streams.processing import InputRecord, decode_record, process_batch
+from streams.worker.scoring_step import InputRecord, decode_record, process_batch
 
 T0 = 1_733_300_000_000
 NOW = T0 + 60_000

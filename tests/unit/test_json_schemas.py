@@ -3,10 +3,10 @@
 import jsonschema
 import orjson
 
-from model.export import load_model
-from model.scorer import SequenceScorer
+from model.serving.export import load_model
+from model.serving.scorer import SequenceScorer
 from schemas.events import decode_event, load_json_schema
-from streams.processing import InputRecord, output_records, process_batch
+from streams.worker.scoring_step import InputRecord, output_records, process_batch
 
 
 def test_schemas_are_valid_json_schema() -> None:

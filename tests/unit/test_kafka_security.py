@@ -26,22 +26,22 @@ from faust.types import TP
 from faust.types.auth import AuthProtocol, SASLMechanism
 from kafka.errors import KafkaTimeoutError
 
-from model.export import load_model
-from streams.admin import admin_client, ensure_topics
-from streams.cli.demo import LiveView, _follow
-from streams.cli.runtime import follow
-from streams.kafka_security import (
+from model.serving.export import load_model
+from streams.cli.demo_command import LiveView, _follow
+from streams.cli.service_commands import follow
+from streams.harness.producer import send_records
+from streams.worker.admin import admin_client, ensure_topics
+from streams.worker.kafka_security import (
     KafkaSecurityError,
     aiokafka_options,
     faust_credentials,
     kafka_python_options,
     ssl_context,
 )
-from streams.lag import LagMonitor
-from streams.metrics import WorkerMetrics
-from streams.producer import send_records
-from streams.settings import Settings
-from streams.worker import build_worker, check_partitions
+from streams.worker.lag import LagMonitor
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.service import build_worker, check_partitions
+from streams.worker.settings import Settings
 
 KEY_PASSWORD = "key-secret"
 SASL_PASSWORD = "sasl-secret"

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from model.data import build_dataset
-from model.features import ADD_TO_CART, PURCHASE, VIEW
-from model.labels import label_user, next_purchase_ts
+from model.serving.features import ADD_TO_CART, PURCHASE, VIEW
+from model.serving.labels import label_user, next_purchase_ts
+from model.training.data import build_dataset
 from schemas.events import ShopEvent
 
 MIN = 60_000

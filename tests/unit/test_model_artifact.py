@@ -2,7 +2,7 @@
 
 The hostile artifacts are built the way an attacker would: rewriting zip entries, or
 scripting another module and copying a genuine meta.json into it (which needs torch.jit
-here, in the test, and nowhere else outside model/export.py).
+here, in the test, and nowhere else outside model/serving/export.py).
 """
 
 import json
@@ -18,12 +18,12 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from model.archive import content_digest, read_archive
-from model.config import ModelConfig
-from model.exceptions import ModelArtifactError
-from model.export import META_FILE, load_model, save_model
-from model.features import N_FEATURES
 from model.network import PropensityNet
+from model.serving.archive import content_digest, read_archive
+from model.serving.config import ModelConfig
+from model.serving.exceptions import ModelArtifactError
+from model.serving.export import META_FILE, load_model, save_model
+from model.serving.features import N_FEATURES
 
 
 def tiny() -> ModelConfig:
@@ -98,6 +98,13 @@ def test_saved_model_round_trips_with_a_verified_digest(saved: Path, tmp_path: P
     moved = tmp_path / "elsewhere.pt"  # the archive's root folder differs: same digest
     moved.write_bytes(saved.read_bytes())
     assert digest_of(moved) == digest and load_model(moved).meta.content_sha256 == digest
+
+
+def test_saved_code_keeps_the_module_path_earlier_model_files_carry(saved: Path) -> None:
+    """Model files name their code by PropensityNet's module; moving it refuses old files."""
+    with zipfile.ZipFile(saved) as archive:
+        code = [n for n in archive.namelist() if NETWORK_CODE.search(n)]
+    assert code, "the network's TorchScript code is no longer at __torch__/model/network.py"
 
 
 def test_changed_weight_bytes_are_refused(saved: Path, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import NotLeaderForPartitionError, UnknownError
 
-from streams.publisher import BatchPublisher
+from streams.worker.publisher import BatchPublisher
 
 
 class FakeBatch:

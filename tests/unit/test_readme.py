@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from streams.settings import settings_table
+from streams.worker.settings import settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 

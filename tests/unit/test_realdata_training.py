@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from model.evaluate import evaluate
-from model.export import load_model
-from model.fitting import TrainConfig
+from model.evaluation.evaluate import evaluate
 from model.importers import import_events
-from model.train import train_file
+from model.serving.export import load_model
+from model.training.fitting import TrainConfig
+from model.training.train import train_file
 
 pytestmark = pytest.mark.realdata
 

@@ -9,10 +9,10 @@ import orjson
 import pytest
 import torch
 
-from model.export import load_model
-from model.scorer import SequenceScorer
-from model.user_state import UserState, decode_state, encode_state
-from streams.processing import BatchResult, InputRecord, process_batch
+from model.serving.export import load_model
+from model.serving.scorer import SequenceScorer
+from model.serving.user_state import UserState, decode_state, encode_state
+from streams.worker.scoring_step import BatchResult, InputRecord, process_batch
 
 T0 = 1_733_300_000_000
 NOW_S = (T0 + 10 * 86_400_000) / 1000
@@ -184,7 +184,7 @@ def test_a_non_finite_score_is_a_dead_letter_and_the_state_is_kept(
 
 def format3(raw: bytes) -> bytes:
     """A format-4 state with no applied offsets, written as format 3 would have been."""
-    from model.user_state import _HEADER, _HEADER_V3
+    from model.serving.user_state import _HEADER, _HEADER_V3
 
     assert raw[_HEADER.size - 1] == 0
     return bytes([3]) + raw[1 : _HEADER_V3.size] + raw[_HEADER.size :]

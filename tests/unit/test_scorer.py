@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.export import LoadedModel, load_model
-from model.features import encode_events
-from model.scorer import SequenceScorer, score_offline
-from model.user_state import UserState, decode_state, encode_state
+from model.serving.export import LoadedModel, load_model
+from model.serving.features import encode_events
+from model.serving.scorer import SequenceScorer, score_offline
+from model.serving.user_state import UserState, decode_state, encode_state
 from schemas.events import EVENT_TYPES, ShopEvent
 
 T0 = 1_700_000_000_000

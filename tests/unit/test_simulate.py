@@ -9,8 +9,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from model.features import encode_events
 from model.importers import read_jsonl_with_extras
+from model.serving.features import encode_events
 from model.simulate import (
     SimulatedEvent,
     SimulationConfig,

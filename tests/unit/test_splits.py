@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model.data import DatasetError, build_dataset, choose_split, window_masks
-from model.splits import TEST, TRAIN, VALIDATION, TimeSplit, split_by_fractions
+from model.training.data import DatasetError, build_dataset, choose_split, window_masks
+from model.training.splits import TEST, TRAIN, VALIDATION, TimeSplit, split_by_fractions
 from schemas.events import ShopEvent
 
 MIN = 60_000

@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from model.user_state import UserState, encode_state
-from streams.tables import UserStateTable, pack, unpack
+from model.serving.user_state import UserState, encode_state
+from streams.worker.tables import UserStateTable, pack, unpack
 
 
 class FakeFaustTable:
@@ -14,7 +14,7 @@ class FakeFaustTable:
 def state_bytes(updated_ms: int) -> bytes:
     import numpy as np
 
-    from model.features import EncoderState
+    from model.serving.features import EncoderState
 
     state = UserState(
         1,

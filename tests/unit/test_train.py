@@ -8,16 +8,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from model.assessment import predict_network
-from model.batches import make_batches, scatter_outputs
-from model.calibration import apply_platt, fit_platt
-from model.data import build_dataset, window_masks
-from model.export import load_model
-from model.fitting import TrainConfig, masked_bce
+from model.evaluation.assessment import predict_network
 from model.network import PropensityNet
-from model.scorer import SequenceScorer, score_offline
-from model.splits import VALIDATION
-from model.train import train_file
+from model.serving.export import load_model
+from model.serving.scorer import SequenceScorer, score_offline
+from model.training.batches import make_batches, scatter_outputs
+from model.training.calibration import apply_platt, fit_platt
+from model.training.data import build_dataset, window_masks
+from model.training.fitting import TrainConfig, masked_bce
+from model.training.splits import VALIDATION
+from model.training.train import train_file
 from streams.cli import main
 from tests.unit.shop_data import MIN, shop_events, write_jsonl
 
@@ -123,8 +123,8 @@ def test_offline_evaluation_scores_equal_the_streaming_scorer(
 
 def test_validation_window_is_what_calibration_saw(trained: Path, data_file: Path) -> None:
     meta = load_model(trained).meta
-    from model.data import load_events
-    from model.splits import TimeSplit
+    from model.training.data import load_events
+    from model.training.splits import TimeSplit
 
     events, _ = load_events(data_file)
     data = build_dataset(events, horizon_ms=H)
@@ -148,7 +148,7 @@ def test_cli_trains_quick_and_rejects_bad_input(data_file: Path, tmp_path: Path)
 
 
 def test_train_simulated_quick_records_the_simulation(tmp_path: Path) -> None:
-    from model.train import simulation_fingerprint, train_simulated
+    from model.training.train import simulation_fingerprint, train_simulated
 
     meta = train_simulated(tmp_path / "sim.pt", quick=True, progress=False, users=80, days=4)
     source = meta.metrics["source"]
@@ -161,8 +161,8 @@ def test_train_simulated_quick_records_the_simulation(tmp_path: Path) -> None:
 def test_a_split_without_training_labels_is_refused_and_a_one_class_validation_warned(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from model.data import DatasetError
-    from model.train import check_windows
+    from model.training.data import DatasetError
+    from model.training.train import check_windows
 
     def windows(train: tuple[int, int], val: tuple[int, int]) -> dict[str, dict[str, int]]:
         return {

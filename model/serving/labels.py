@@ -1,0 +1,61 @@
+"""Training targets per event: purchase within the horizon, and cart abandonment.
+
+An event's labels look only forward in the same user's time-ordered sequence; its features
+(from ``model.serving.features``) look only backward, so nothing about an event's future leaks into
+its inputs. Events whose horizon runs past the end of the data are masked, not negative.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.serving.features import PURCHASE
+
+
+@dataclass(frozen=True)
+class UserLabels:
+    """Targets for one user's events (oldest first); a label counts only where its mask is set."""
+
+    purchase_within_horizon: np.ndarray  # (T,) float32 in {0, 1}
+    purchase_mask: np.ndarray  # (T,) bool: the whole horizon lies inside the data
+    cart_abandon: np.ndarray  # (T,) float32 in {0, 1}
+    cart_abandon_mask: np.ndarray  # (T,) bool: purchase_mask and a non-empty cart after the event
+
+
+def next_purchase_ts(ts: np.ndarray, event_types: np.ndarray) -> np.ndarray:
+    """For each position, the time of the first purchase at a strictly later position (or -1).
+
+    "Later" is by position in the time-ordered sequence, so a purchase that shares a
+    timestamp with an earlier event still follows it, as it would in the stream.
+    """
+    out = np.full(len(ts), -1, dtype=np.int64)
+    upcoming = -1
+    for i in range(len(ts) - 1, -1, -1):
+        out[i] = upcoming
+        if event_types[i] == PURCHASE:
+            upcoming = int(ts[i])
+    return out
+
+
+def label_user(
+    ts: np.ndarray,
+    event_types: np.ndarray,
+    cart_sizes: np.ndarray,
+    *,
+    horizon_ms: int,
+    data_end_ms: int,
+) -> UserLabels:
+    """Labels for one user's events sorted by time; ``cart_sizes`` come from the shared encoder."""
+    ts = np.asarray(ts, dtype=np.int64)
+    if len(ts) > 1 and np.any(np.diff(ts) < 0):
+        raise ValueError("events must be sorted by event time")
+    following = next_purchase_ts(ts, np.asarray(event_types))
+    bought = (following >= 0) & (following <= ts + horizon_ms)
+    observable = ts + horizon_ms <= data_end_ms
+    has_cart = np.asarray(cart_sizes) > 0
+    return UserLabels(
+        purchase_within_horizon=bought.astype(np.float32),
+        purchase_mask=observable,
+        cart_abandon=(~bought).astype(np.float32),
+        cart_abandon_mask=observable & has_cart,
+    )

@@ -1,0 +1,211 @@
+"""`propensity bench`: the side-by-side throughput and latency benchmark."""
+
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from streams.cli.options import build_settings, one_line_errors, setting_option
+from streams.harness.broker import EmbeddedBroker
+from streams.worker.settings import Settings
+
+
+@contextmanager
+def kafka(settings: Settings) -> Iterator[str]:
+    """The configured Kafka's bootstrap servers, or an embedded broker's while the block runs."""
+    if settings.bootstrap_servers:
+        yield settings.bootstrap_servers
+        return
+    broker = EmbeddedBroker().start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}{unit}"
+    return f"{value:,}{unit}"
+
+
+def print_results(result: dict[str, Any], console: Console) -> None:
+    table = Table(
+        title=f"propensity bench ({result['mode']}) on {result['machine']['cpus']} CPUs: "
+        f"{result['machine']['cpu']}"
+    )
+    for column in (
+        "stage",
+        "events",
+        "events/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "peak RSS MiB",
+        "state B/user",
+    ):
+        table.add_column(column, justify="right" if column != "stage" else "left")
+    for stage in result["stages"]:
+        rss = stage.get("peak_rss_bytes")
+        table.add_row(
+            stage["name"],
+            _fmt(stage["events"]),
+            _fmt(stage["events_per_second"]),
+            _fmt(stage.get("latency_p50_ms")),
+            _fmt(stage.get("latency_p95_ms")),
+            _fmt(stage.get("latency_p99_ms")),
+            _fmt(rss / 2**20 if rss else None),
+            _fmt(stage.get("state_bytes_per_user")),
+        )
+    console.print(table)
+    for key in ("ratio_full_to_ceiling", "ratio_full_to_naive"):
+        if result.get(key) is not None:
+            console.print(f"{key.replace('_', ' ')}: {result[key]:.2f}x")
+
+
+@click.command()
+@click.option(
+    "--events", type=int, default=None, help="Events in the workload [300,000; --chaos 150,000]."
+)
+@click.option(
+    "--users",
+    type=int,
+    default=None,
+    help="Distinct users in the workload [20,000; --chaos 2,000].",
+)
+@click.option("--partitions", type=int, default=8, help="Partitions of the workload topic.")
+@click.option(
+    "--rate",
+    type=float,
+    default=None,
+    help="Fixed offered rate (events/s): measure the full pipeline's latency under that load.",
+)
+@click.option(
+    "--chaos",
+    is_flag=True,
+    help="Fault drill instead: SIGKILL the worker --kills times and add a second worker while"
+    " --events stream in at --rate (default 5,000/s); print lost input and scores that differ"
+    " from a clean run, with the changelog end checked and as the broker reports it.",
+)
+@click.option("--kills", type=int, default=6, show_default=True, help="SIGKILLs in --chaos.")
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Restart time instead: fill the table with one event for each of --users (default"
+    " 20,000), SIGKILL the worker, time a new worker's start until it reports ready.",
+)
+@click.option(
+    "--json-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the results as JSON here.",
+)
+@setting_option("model_path", "--model")
+@setting_option("bootstrap_servers", "--bootstrap-servers", "-b")
+@setting_option("batch_size")
+@setting_option("batch_wait_ms")
+def bench(
+    events: int | None,
+    users: int | None,
+    partitions: int,
+    rate: float | None,
+    chaos: bool,
+    kills: int,
+    restart: bool,
+    json_out: Path | None,
+    **overrides: Any,
+) -> None:
+    """Benchmark, back to back on one workload: (a) plain aiokafka consume-and-decode, the
+    ceiling; (b) a do-nothing Faust agent, the naive baseline; (c) the full pipeline.
+
+    Prints events/s, end-to-end latency p50/p95/p99 (input produced -> propensity published,
+    from the records' timestamps), peak RSS, state bytes per user, and the ratios. With --rate
+    only (c) runs, fed at that rate, to measure latency under a given load. Uses the embedded
+    broker unless KAFKA_BOOTSTRAP_SERVERS is set. Needs a model (--model).
+    """
+    from streams.harness.throughput import Workload, run_fixed_rate, run_throughput
+
+    settings = build_settings(**overrides)
+    if not Path(settings.model_path).is_file():
+        raise click.UsageError(f"model file {settings.model_path} does not exist (train one first)")
+    if restart:
+        run_restart_drill(settings, users or 20_000, partitions, json_out)
+        return
+    if chaos:
+        run_drill(settings, events or 150_000, users or 2_000, partitions, rate, kills, json_out)
+        return
+    work = Workload(events=events or 300_000, users=users or 20_000, partitions=partitions)
+    console = Console()
+    with (
+        kafka(settings) as bootstrap,
+        console.status("benchmarking..."),
+        one_line_errors(settings),
+    ):
+        if rate:
+            result = run_fixed_rate(settings, bootstrap, work, rate)
+        else:
+            result = run_throughput(settings, bootstrap, work)
+    print_results(result, console)
+    text = json.dumps(result, indent=2)
+    console.print_json(text)
+    if json_out:
+        json_out.write_text(text + "\n")
+
+
+def run_drill(
+    settings: Settings,
+    events: int,
+    users: int,
+    partitions: int,
+    rate: float | None,
+    kills: int,
+    json_out: Path | None,
+) -> None:
+    """`bench --chaos`: both legs of the fault drill, figures printed as they come."""
+    from streams.harness.drills import ChaosPlan, run_chaos_bench
+
+    plan = ChaosPlan(events=events, users=users, kills=kills, rate=rate or 5_000.0)
+    console = Console()
+    with (
+        kafka(settings) as bootstrap,
+        one_line_errors(settings),
+        tempfile.TemporaryDirectory(prefix="propensity-chaos-") as tmp,
+        console.status("fault drill..."),
+    ):
+        result = run_chaos_bench(settings, bootstrap, plan, partitions, Path(tmp))
+    for leg, figures in result["legs"].items():
+        console.print(f"[bold]{leg}[/bold]")
+        for line in figures["lines"]:
+            console.print(f"  {line}")
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def run_restart_drill(
+    settings: Settings, users: int, partitions: int, json_out: Path | None
+) -> None:
+    """`bench --restart`: start -> ready of a worker that takes over a full table."""
+    from streams.harness.drills import drill_settings, run_restart
+
+    console = Console()
+    with (
+        kafka(settings) as bootstrap,
+        one_line_errors(settings),
+        tempfile.TemporaryDirectory(prefix="propensity-restart-") as tmp,
+        console.status("restart drill..."),
+    ):
+        drill = drill_settings(settings, bootstrap, partitions, Path(tmp))
+        report = run_restart(drill, users, Path(tmp))
+    for line in report.lines():
+        console.print(line)
+    if json_out:
+        json_out.write_text(json.dumps(asdict(report), indent=2) + "\n")

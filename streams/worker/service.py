@@ -1,0 +1,97 @@
+"""Start the scoring worker: check the model and topics, then run the Faust app."""
+
+import logging
+
+import faust
+import torch
+from prometheus_client import start_http_server
+
+from model.serving.export import LoadedModel, load_model
+from model.serving.scorer import SequenceScorer
+from schemas.exceptions import PropensityError
+from streams.worker.admin import admin_client, ensure_topics, service_topics
+from streams.worker.agents import FatalHandler, register_agents
+from streams.worker.app import Runtime, create_app
+from streams.worker.handler import BatchHandler
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.publisher import BatchPublisher
+from streams.worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TopicLayoutError(PropensityError):
+    """Input topics whose partition counts differ from the state table's."""
+
+
+def check_partitions(settings: Settings) -> None:
+    """Every input topic must have `partitions` partitions: the table is co-partitioned."""
+    admin = admin_client(settings)
+    try:
+        described = admin.describe_topics(list(settings.input_topics))
+    finally:
+        admin.close()
+    for topic in described:
+        count = len(topic.get("partitions") or [])
+        if count != settings.partitions:
+            raise TopicLayoutError(
+                f"input topic {topic['topic']!r} has {count} partitions but PROPENSITY_PARTITIONS="
+                f"{settings.partitions}: the user-state table must be co-partitioned with the input"
+            )
+
+
+def build_worker(
+    settings: Settings,
+    model: LoadedModel,
+    metrics: WorkerMetrics,
+    publisher: BatchPublisher | None = None,
+    on_fatal: FatalHandler | None = None,
+) -> tuple[Runtime, BatchHandler]:
+    """The app with its agents, ready to run; tests pass their own publisher and fatal handler."""
+    runtime = create_app(settings)
+    scorer = SequenceScorer(model, window_size=settings.window_size, ttl_ms=settings.user_ttl_ms)
+    handler = register_agents(
+        runtime,
+        scorer,
+        settings,
+        metrics,
+        model.meta.horizon_ms,
+        publisher=publisher,
+        on_fatal=on_fatal,
+    )
+    return runtime, handler
+
+
+def publish_model_info(metrics: WorkerMetrics, model: LoadedModel) -> None:
+    metrics.model_info.info(
+        {
+            "model_version": model.meta.model_version,
+            "horizon_ms": str(model.meta.horizon_ms),
+            "feature_spec_hash": model.meta.feature_spec_hash,
+        }
+    )
+    metrics.model_loaded.set(1)
+
+
+def run_worker(settings: Settings, *, create_topics: bool = True) -> None:
+    """Blocking: load the model (refusing a bad one), prepare topics and run until stopped."""
+    # Raises ModelArtifactError with a one-line reason; an empty model_sha256 pins nothing.
+    model = load_model(settings.model_path, expected_sha256=settings.model_sha256)
+    torch.set_num_threads(settings.torch_threads)
+    if create_topics:
+        ensure_topics(settings, service_topics(settings))
+    check_partitions(settings)
+    metrics = WorkerMetrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
+    publish_model_info(metrics, model)
+    metrics.up.set(1)
+    runtime, _ = build_worker(settings, model, metrics)
+    log.info(
+        "serving model %s (horizon %d ms, content sha256 %s)",
+        model.meta.model_version,
+        model.meta.horizon_ms,
+        model.meta.content_sha256 or "not recorded",
+    )
+    worker = faust.Worker(runtime.app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()
