@@ -1,4 +1,10 @@
-"""Shared fixtures: the real-data folder, and (in integration tests) a Kafka-protocol broker."""
+"""Shared fixtures (the real-data folder, a model, a Kafka-protocol broker) and the suites.
+
+tests/unit is the quick loop: no broker, no subprocess, no training beyond a few steps.
+tests/system (marked ``slow``) runs commands, trains and evaluates small models, simulates
+thousands of shoppers and calls promtool/openssl. tests/integration (marked ``integration``)
+talks to a real broker: the embedded Tansu, or KAFKA_BOOTSTRAP_SERVERS when set.
+"""
 
 import os
 from collections.abc import Iterator
@@ -7,6 +13,15 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SUITE_MARKERS = {"system": "slow", "integration": "integration"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its suite's folder, so ``-m "not slow"`` and the like select suites."""
+    for item in items:
+        suite = item.path.relative_to(REPO_ROOT / "tests").parts[0]
+        if suite in SUITE_MARKERS:
+            item.add_marker(SUITE_MARKERS[suite])
 
 
 def shared_data_path() -> Path:

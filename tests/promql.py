@@ -15,6 +15,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD_DIR = REPO_ROOT / "deploy" / "grafana" / "dashboards"
 ALERTS_PATH = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
+ALERTS_TEST_PATH = REPO_ROOT / "deploy" / "prometheus" / "alerts_test.yml"
+PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
 
 # What Grafana would put in for a short time range with a 15 s scrape interval.
 GRAFANA_BUILTINS = {

@@ -1,10 +1,7 @@
 """The deploy/ folder: compose stack, image, dashboard and alert rules agree with the code."""
 
 import importlib.util
-import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,8 +18,6 @@ from tests import promql
 DEPLOY = promql.REPO_ROOT / "deploy"
 COMPOSE_PATH = DEPLOY / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
-PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
-ALERTS_TEST_PATH = DEPLOY / "prometheus" / "alerts_test.yml"
 README = DEPLOY / "README.md"
 SETTING_ENV_NAMES = {env for _, env, _, _ in settings_table()}
 
@@ -140,7 +135,7 @@ def test_published_ports(services: dict[str, Any], worker_env: dict[str, str]) -
 
 
 def test_prometheus_scrapes_the_worker_metrics_port(worker_env: dict[str, str]) -> None:
-    config = load_yaml(PROMETHEUS_CONFIG)
+    config = load_yaml(promql.PROMETHEUS_CONFIG)
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     targets = [t for sc in jobs["propensity-worker"]["static_configs"] for t in sc["targets"]]
     assert targets == [f"worker:{worker_env['PROPENSITY_METRICS_PORT']}"]
@@ -170,7 +165,7 @@ def test_volumes(compose: dict[str, Any], services: dict[str, Any]) -> None:
 def test_prometheus_mounts_its_config_and_rules(services: dict[str, Any]) -> None:
     mounts = {v.split(":")[0]: v.split(":")[1] for v in services["prometheus"]["volumes"]}
     assert mounts["./prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
-    rule_files = load_yaml(PROMETHEUS_CONFIG)["rule_files"]
+    rule_files = load_yaml(promql.PROMETHEUS_CONFIG)["rule_files"]
     for rule_file in rule_files:
         assert f"/etc/prometheus/{rule_file}" in mounts.values(), rule_file
 
@@ -453,7 +448,9 @@ def test_metric_names_skips_functions_labels_and_durations() -> None:
 
 def test_every_alert_has_a_firing_and_a_silent_unit_test() -> None:
     cases = [
-        case for test in load_yaml(ALERTS_TEST_PATH)["tests"] for case in test["alert_rule_test"]
+        case
+        for test in load_yaml(promql.ALERTS_TEST_PATH)["tests"]
+        for case in test["alert_rule_test"]
     ]
     for rule in promql.alert_rules():
         mine = [c for c in cases if c["alertname"] == rule["alert"]]
@@ -470,63 +467,3 @@ def test_readme_explains_every_alert() -> None:
 
 
 # --- promtool ------------------------------------------------------------------------------
-
-promtool_required = pytest.mark.skipif(
-    shutil.which("promtool") is None, reason="promtool not on PATH"
-)
-
-
-def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["promtool", *map(str, args)], capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-@pytest.mark.prometheus
-@promtool_required
-def test_promtool_check_config() -> None:
-    result = promtool("check", "config", PROMETHEUS_CONFIG)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.prometheus
-@promtool_required
-def test_promtool_check_rules() -> None:
-    result = promtool("check", "rules", promql.ALERTS_PATH)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.prometheus
-@promtool_required
-def test_promtool_alert_unit_tests() -> None:
-    result = promtool("test", "rules", ALERTS_TEST_PATH)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.prometheus
-@promtool_required
-def test_promtool_unit_tests_catch_a_broken_alert(tmp_path: Path) -> None:
-    """The unit tests fail when an alert watches a metric the worker does not export."""
-    broken = promql.ALERTS_PATH.read_text().replace(
-        "propensity_model_loaded == 0", "propensity_model_ready == 0"
-    )
-    assert broken != promql.ALERTS_PATH.read_text()
-    (tmp_path / "alerts.yml").write_text(broken)
-    shutil.copy(ALERTS_TEST_PATH, tmp_path / "alerts_test.yml")
-    result = promtool("test", "rules", tmp_path / "alerts_test.yml")
-    assert result.returncode != 0
-    assert "PropensityModelNotLoaded" in result.stdout + result.stderr
-
-
-@pytest.mark.prometheus
-@promtool_required
-def test_dashboard_expressions_are_valid_promql(tmp_path: Path) -> None:
-    """promtool parses each (expanded) panel query as the expression of a recording rule."""
-    rules = [
-        {"record": f"dashboard_check:expr_{i}", "expr": expr}
-        for i, (_, expr) in enumerate(promql.dashboard_expressions())
-    ]
-    path = tmp_path / "dashboard_rules.yml"
-    path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
-    result = promtool("check", "rules", path)
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,38 +1,19 @@
 """Evaluation: metrics helpers, by-user bootstrap, leakage-free baseline features, the report."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from model.evaluation.baseline_features import BASELINE_FEATURE_NAMES, user_features
 from model.evaluation.bootstrap import interval, user_replicates
-from model.evaluation.evaluate import evaluate
 from model.evaluation.measures import (
     best_f1_threshold,
     binary_metrics,
     expected_calibration_error,
     lift_at,
 )
-from model.serving.export import load_model
 from model.training.data import build_dataset
-from model.training.fitting import TrainConfig
-from model.training.train import train_file
 from schemas.events import ShopEvent
-from tests.unit.shop_data import MIN, START, shop_events, write_jsonl
-
-H = 30 * MIN
-
-
-@pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    folder = tmp_path_factory.mktemp("eval")
-    data = write_jsonl(folder / "shop.jsonl", shop_events(300, seed=1), oracle=True)
-    model = folder / "model.pt"
-    train_file(data, model, horizon_ms=H, config=TrainConfig(threads=1).quick(), progress=False)
-    results = evaluate(model, data, folder / "report", bootstrap=20, threads=1)
-    return folder / "report", results
+from tests.shop_data import HORIZON_MS, MIN, START, shop_events
 
 
 def test_lift_and_ece_on_known_cases() -> None:
@@ -66,11 +47,11 @@ def test_bootstrap_weights_move_a_users_events_together() -> None:
 def test_baseline_features_use_only_the_past() -> None:
     pairs = shop_events(60, seed=4)
     events = [e for e, _ in pairs]
-    full = build_dataset(events, horizon_ms=H)
+    full = build_dataset(events, horizon_ms=HORIZON_MS)
     user = max(full.users, key=lambda u: len(u.ts))
     cut = len(user.ts) // 2
     mine = [e for e in events if e.user_id == user.user_id]
-    truncated = build_dataset(mine[:cut], horizon_ms=H).users[0]
+    truncated = build_dataset(mine[:cut], horizon_ms=HORIZON_MS).users[0]
     np.testing.assert_array_equal(user_features(user)[:cut], user_features(truncated))
     assert user_features(user).shape == (len(user.ts), len(BASELINE_FEATURE_NAMES))
 
@@ -89,7 +70,7 @@ def test_baseline_category_features_on_a_hand_made_sequence() -> None:
         ShopEvent(kind, "u", f"i{k}", START + m * MIN, session_id=s, category=c, price=5.0)
         for k, (m, kind, c, s) in enumerate(plan)
     ]
-    user = build_dataset(events, horizon_ms=H).users[0]
+    user = build_dataset(events, horizon_ms=HORIZON_MS).users[0]
     x = user_features(user)
     column = {name: x[:, BASELINE_FEATURE_NAMES.index(name)] for name in BASELINE_FEATURE_NAMES}
     expected: dict[str, list[float]] = {
@@ -108,64 +89,9 @@ def test_baseline_category_features_on_a_hand_made_sequence() -> None:
     # Causal: every prefix gives the same rows as the full sequence, and a later event in
     # another category does not change earlier rows.
     for cut in range(1, len(events)):
-        prefix = build_dataset(events[:cut], horizon_ms=H).users[0]
+        prefix = build_dataset(events[:cut], horizon_ms=HORIZON_MS).users[0]
         np.testing.assert_array_equal(user_features(prefix), x[:cut])
     changed = [*events[:-1], ShopEvent("add_to_cart", "u", "i5", events[-1].ts, category="z")]
     np.testing.assert_array_equal(
-        user_features(build_dataset(changed, horizon_ms=H).users[0])[:-1], x[:-1]
+        user_features(build_dataset(changed, horizon_ms=HORIZON_MS).users[0])[:-1], x[:-1]
     )
-
-
-def test_report_folder_has_every_file_and_sane_figures(report: tuple[Path, dict]) -> None:
-    folder, _ = report
-    assert {"report.md", "metrics.json", "roc_purchase.png", "gains_purchase.png"} <= {
-        p.name for p in folder.iterdir()
-    }
-    on_disk = json.loads((folder / "metrics.json").read_text())
-    purchase = on_disk["heads"]["purchase"]
-    assert set(purchase["models"]) == {
-        "cnn_lstm",
-        "logistic_regression",
-        "lightgbm",
-        "all_negative",
-        "oracle",
-    }
-    for result in purchase["models"].values():
-        test = result["test"]
-        assert 0 <= test["roc_auc"] <= 1 and 0 <= test["brier"] <= 1 and 0 <= test["ece"] <= 1
-        low, high = result["ci"]["roc_auc"]
-        assert (low <= test["roc_auc"] + 1e-9 and test["roc_auc"] <= high + 1e-9) or low == high
-    assert purchase["models"]["all_negative"]["test"]["roc_auc"] == 0.5
-    assert purchase["models"]["all_negative"]["test"]["f1"] == 0
-    assert "event_type" in purchase["buckets"] and "session_position" in purchase["buckets"]
-    text = (folder / "report.md").read_text()
-    assert "Horizon: 30 minutes" in text and "Oracle" in text and "![roc purchase]" in text
-
-
-def test_the_artifact_split_is_reused_on_its_own_data(report: tuple[Path, dict]) -> None:
-    folder, results = report
-    meta = load_model(folder.parent / "model.pt").meta
-    assert results["split"]["val_start_ms"] == meta.metrics["split"]["val_start_ms"]
-    assert results["split_source"].startswith("cut points recorded")
-    assert (
-        results["heads"]["purchase"]["test_events"]
-        == meta.metrics["windows"]["test"]["purchase_events"]
-    )
-
-
-def test_simulated_evaluation_shows_the_oracle_and_the_ceiling(tmp_path: Path) -> None:
-    from model.evaluation.evaluate import evaluate_simulated
-    from model.training.train import train_simulated
-
-    model = tmp_path / "sim.pt"
-    train_simulated(model, quick=True, progress=False, users=80, days=4)
-    results = evaluate_simulated(model, tmp_path / "report", bootstrap=5, threads=1)
-    oracle = results["heads"]["purchase"]["models"]["oracle"]["test"]["roc_auc"]
-    assert 0.5 < oracle <= 1.0
-    ceiling = results["heads"]["purchase"]["models"]["ceiling"]["test"]["roc_auc"]
-    assert 0.5 < ceiling <= 1.0
-    differences = results["heads"]["purchase"]["differences"]
-    assert {"cnn_lstm - oracle", "cnn_lstm - ceiling", "ceiling - oracle"} <= set(differences)
-    assert "ceiling" not in results["heads"]["cart_abandon"]["models"]
-    text = (tmp_path / "report" / "report.md").read_text()
-    assert "Oracle (the simulator's true probability" in text and "Ceiling (the exact Bayes" in text

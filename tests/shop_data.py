@@ -4,10 +4,13 @@ import json
 import random
 from pathlib import Path
 
+from model.training.fitting import TrainConfig
 from schemas.events import ShopEvent
 
 MIN = 60_000
 START = 1_700_000_000_000
+HORIZON_MS = 30 * MIN  # the prediction horizon the training tests use
+QUICK_TRAINING = TrainConfig(seed=3, threads=1).quick()
 
 
 def shop_events(
