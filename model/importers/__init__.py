@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Final
 
 from model.importers.exceptions import BadRow, UnreadableInput
+from model.importers.import_report import BadRowExample, ImportReport
 from model.importers.jsonl import (
     ORACLE_KEY,
     read_events_jsonl,
@@ -15,7 +16,6 @@ from model.importers.jsonl import (
 from model.importers.lines import ProgressHook
 from model.importers.otto import read_otto
 from model.importers.rees46 import read_rees46
-from model.importers.report import BadRowExample, ImportReport
 from model.importers.retailrocket import read_retailrocket
 from model.importers.taobao import read_taobao
 from model.importers.yoochoose import read_yoochoose, sibling_buys_path

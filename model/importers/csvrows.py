@@ -4,8 +4,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from model.importers.exceptions import BadRow
+from model.importers.import_report import ImportReport
 from model.importers.lines import Line, ProgressHook, read_lines
-from model.importers.report import ImportReport
 from schemas.events import ShopEvent
 
 RowParser = Callable[[list[str]], ShopEvent]

@@ -6,7 +6,7 @@ from schemas.exceptions import PropensityError
 class BadRow(PropensityError):
     """One input row that cannot become a contract event.
 
-    ``reason`` is a short code from ``model.importers.report.BAD_ROW_REASONS``; ``detail``
+    ``reason`` is a short code from ``model.importers.import_report.BAD_ROW_REASONS``; ``detail``
     says what was wrong with the row.
     """
 

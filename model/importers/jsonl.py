@@ -9,8 +9,8 @@ import orjson
 
 from model.importers.csvrows import reject
 from model.importers.exceptions import BadRow
+from model.importers.import_report import ImportReport
 from model.importers.lines import ProgressHook, read_lines
-from model.importers.report import ImportReport
 from schemas.events import ShopEvent, event_from_object
 from schemas.exceptions import InvalidEvent
 

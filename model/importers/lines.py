@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import IO, Final, NamedTuple, cast
 
 from model.importers.exceptions import UnreadableInput
-from model.importers.report import ImportReport
+from model.importers.import_report import ImportReport
 
 ProgressHook = Callable[[int], None]
 """Called with the number of input bytes consumed since the previous call."""

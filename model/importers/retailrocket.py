@@ -6,8 +6,8 @@ from typing import Final
 
 from model.importers.cells import epoch_ms, make_event, mapped_type, uint_text
 from model.importers.csvrows import read_csv_events
+from model.importers.import_report import ImportReport
 from model.importers.lines import ProgressHook
-from model.importers.report import ImportReport
 from schemas.events import ShopEvent
 
 HEADER: Final = "timestamp,visitorid,event,itemid,transactionid"

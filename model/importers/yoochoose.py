@@ -7,8 +7,8 @@ from pathlib import Path
 from model.importers.cells import iso_to_ms, make_event, parse_int, parse_price, uint_text
 from model.importers.csvrows import read_csv_events
 from model.importers.exceptions import BadRow
+from model.importers.import_report import ImportReport
 from model.importers.lines import ProgressHook
-from model.importers.report import ImportReport
 from schemas.events import ShopEvent
 
 
