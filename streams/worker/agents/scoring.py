@@ -1,18 +1,26 @@
-"""The scoring step under the agent: runs it on slices of a batch, queues and publishes what it
-returns, stores its states and hands the result to the metrics."""
+"""The score_events agent: gathers records from Faust events, runs the scoring step on them,
+publishes its outputs, then stores its states."""
 
+import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from faust.types import EventT
 
 from model.serving.scorer import SequenceScorer
+from streams.worker.agents.fail_stop import FatalHandler
 from streams.worker.app import Runtime
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.publisher import BatchPublisher
 from streams.worker.scoring_step import BatchResult, InputRecord, StepConfig, score_batch
 from streams.worker.settings import Settings
 from streams.worker.transport import RecordBundle
+
+# Events scored between two yields to the event loop: keeps each blocking slice short.
+SLICE_SIZE = 128
+# Bundles (one per fetched partition run) gathered into one micro-batch at most.
+MAX_BUNDLES = 32
 
 
 def _ms(timestamp: float | None) -> int | None:
@@ -96,3 +104,38 @@ class BatchHandler:
         results, self._unpublished = self._unpublished, []
         for result in results:
             self.metrics.observe(result, published_at)
+
+
+def register(
+    runtime: Runtime,
+    scorer: SequenceScorer,
+    settings: Settings,
+    metrics: WorkerMetrics,
+    sink: BatchPublisher,
+    horizon_ms: int,
+    fatal: FatalHandler,
+) -> BatchHandler:
+    """Attach the score_events agent to the app; ``fatal`` gets any fault of scoring or
+    publishing."""
+    handler = BatchHandler(runtime, scorer, settings, metrics, sink, horizon_ms)
+
+    # concurrency must stay 1: faust-streaming #606 commits offsets past in-flight messages.
+    @runtime.app.agent(runtime.input_topic, name="score_events", concurrency=1)
+    async def score_events(stream: Any) -> None:
+        await sink.prepare([settings.output_topic, settings.dlq_topic])
+        within = settings.batch_wait_ms / 1000.0
+        async for events in stream.take_events(MAX_BUNDLES, within=within):
+            consumed_at = time.time()
+            records = [r for e in events for r in input_records(e, consumed_at)]
+            try:
+                for start in range(0, len(records), SLICE_SIZE):
+                    handler.handle(records[start : start + SLICE_SIZE])
+                    await asyncio.sleep(0)
+                await handler.publish()  # take_events acks this batch only after we return here
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the input's faults are dead letters: this is ours
+                fatal(exc)
+                raise  # only reached when a test's handler returns
+
+    return handler
