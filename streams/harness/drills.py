@@ -22,7 +22,6 @@ from aiokafka import AIOKafkaConsumer
 
 from model.serving.export import load_model
 from model.serving.scorer import SequenceScorer
-from model.serving.user_state import UserState
 from model.simulate import simulate_n_events
 from schemas.events import ShopEvent
 from streams.harness.broker import free_port
@@ -30,7 +29,7 @@ from streams.harness.producer import OutgoingRecord, SendStats, record_for_event
 from streams.harness.supervisor import WorkerProcess, start_worker
 from streams.worker.admin import ensure_topics, service_topics
 from streams.worker.kafka_security import aiokafka_options
-from streams.worker.scoring_step import InputRecord, process_batch
+from streams.worker.scoring_step import InputRecord, StepConfig, score_batch
 from streams.worker.settings import Settings
 
 Scores = tuple[float, float | None, int]  # purchase, cart_abandon, cart_items
@@ -114,11 +113,12 @@ def clean_scores(settings: Settings, inputs: list[Any]) -> dict[tuple[int, int],
     """(partition, offset) -> scores of one uninterrupted worker, via the worker's batch step."""
     model = load_model(settings.model_path)
     scorer = SequenceScorer(model, window_size=settings.window_size, ttl_ms=settings.user_ttl_ms)
+    config = StepConfig(
+        max_event_bytes=settings.max_event_bytes,
+        horizon_ms=model.meta.horizon_ms,
+        max_future_ms=settings.max_future_skew_ms,
+    )
     table: dict[str, bytes] = {}
-
-    def load(user: str) -> UserState | None:
-        return scorer.load(table.get(user))
-
     scores: dict[tuple[int, int], Scores] = {}
     by_partition: dict[int, list[Any]] = {}
     for m in inputs:
@@ -130,18 +130,11 @@ def clean_scores(settings: Settings, inputs: list[Any]) -> dict[tuple[int, int],
                 InputRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, 0.0)
                 for m in records[start : start + 256]
             ]
-            result = process_batch(
-                batch,
-                scorer=scorer,
-                load_state=load,
-                max_event_bytes=settings.max_event_bytes,
-                horizon_ms=model.meta.horizon_ms,
-                max_future_ms=settings.max_future_skew_ms,
-            )
+            result = score_batch(batch, table.get, scorer, config, int(time.time() * 1000))
             for user, (_, state) in result.states.items():
                 table[user] = state
             for s in result.scored:
-                scores[(s.record.partition, s.record.offset)] = _scores_of(s.message)
+                scores[(s.record.partition, s.record.offset)] = s.score  # a Scores tuple
     return scores
 
 

@@ -3,9 +3,12 @@
 Faust's own sensors report milliseconds; none of them are re-exported here, so units never mix.
 """
 
+from collections import Counter as Tally
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from streams.worker.scoring_step import BatchResult
 
 LATENCY_BUCKETS = (
     0.001,
@@ -141,3 +144,40 @@ class WorkerMetrics:
             "1 once partitions are assigned and tables recovered.",
             registry=r,
         )
+
+    def observe_batch(self, result: BatchResult, seconds: float) -> None:
+        """Record one scored slice (``seconds``: its wall time), before it is published."""
+        self.batch_size.observe(result.size)
+        self.batch_duration.observe(seconds)
+        self.state_rebuilds.inc(result.rebuilds)
+
+    def observe(self, result: BatchResult, published_at: float) -> None:
+        """Record one published slice: counters once per label set, histograms per event."""
+        consumed: Tally[tuple[str, str]] = Tally()
+        invalid: Tally[str] = Tally()
+        for dead in result.dead_letters:
+            consumed[(dead.record.topic, "invalid")] += 1
+            invalid[dead.reason] += 1
+        end_to_end, processing = self.end_to_end_latency.observe, self.processing_latency.observe
+        purchase = self.scores.labels("purchase").observe
+        cart_abandon = self.scores.labels("cart_abandon").observe
+        for scored in result.scored:
+            consumed[(scored.record.topic, scored.event.event_type)] += 1
+            end_to_end(max(published_at - scored.event.ts / 1000.0, 0.0))
+            processing(max(published_at - scored.record.consumed_at, 0.0))
+            purchase(scored.score.purchase)
+            if scored.score.cart_abandon is not None:
+                cart_abandon(scored.score.cart_abandon)
+        for record in result.redelivered:
+            consumed[(record.topic, "redelivered")] += 1
+        for (topic, event_type), count in consumed.items():
+            self.events_consumed.labels(topic, event_type).inc(count)
+        for reason, count in invalid.items():
+            self.dlq_writes.labels(reason).inc(count)
+            if reason == "non_finite_score":
+                self.non_finite_scores.inc(count)
+            else:
+                self.invalid_events.labels(reason).inc(count)
+        self.internal_errors.inc(invalid["internal_error"])
+        self.redelivered_events.inc(len(result.redelivered))
+        self.propensities_published.inc(len(result.scored))

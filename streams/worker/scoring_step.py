@@ -1,12 +1,13 @@
-"""One micro-batch of raw input records -> propensity events, dead letters and new user states.
+"""The scoring step: one micro-batch of input records -> propensities, dead letters, new states.
 
-Pure of Faust: the agent reads the table, calls ``process_batch`` and writes back what it returns.
+One pure function, ``score_batch``: no Faust, no Kafka, no metrics. The agent gathers the
+records, passes the table's read, and publishes, stores and observes what it returns.
 """
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from model.serving.scorer import Position, Score, SequenceScorer
 from model.serving.user_state import UserState, encode_state, source_id
@@ -53,7 +54,9 @@ class DeadLetter:
     detail: str
     max_value_bytes: int | None = None  # keep at most this prefix of the value (oversized input)
 
-    def to_output(self) -> OutputRecord:
+    @property
+    def output(self) -> OutputRecord:
+        """The record for the dead-letter topic: the original bytes, cut when oversized."""
         r = self.record
         headers = dlq_headers(
             reason=self.reason,
@@ -74,21 +77,47 @@ class DeadLetter:
         return OutputRecord(key, value, headers)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ScoredEvent:
     record: InputRecord
     event: ShopEvent
-    message: dict[str, object]
     score: Score
+    output: OutputRecord  # the propensity event, keyed by user id
+
+
+class NewState(NamedTuple):
+    partition: int  # the input partition the user's records came from (co-partitioned table)
+    state: bytes  # encoded UserState
 
 
 @dataclass(slots=True)
 class BatchResult:
+    """Every record of the batch is in exactly one of scored, dead_letters and redelivered."""
+
     scored: list[ScoredEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    states: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # user -> (partition, state)
+    states: dict[str, NewState] = field(default_factory=dict)  # user -> state to store
     # Records whose effect the user's state already holds (redelivered): nothing published.
     redelivered: list[InputRecord] = field(default_factory=list)
+    rebuilds: int = 0  # user states recomputed from their stored sequence
+
+    @property
+    def size(self) -> int:
+        """Records in the batch."""
+        return len(self.scored) + len(self.dead_letters) + len(self.redelivered)
+
+
+# The table's read: a user's stored state (bytes), None when it has none.
+StateReader = Callable[[str], bytes | None]
+
+
+@dataclass(frozen=True, slots=True)
+class StepConfig:
+    """The input contract's limits, and the horizon every propensity event states."""
+
+    max_event_bytes: int
+    horizon_ms: int
+    max_future_ms: int = DEFAULT_MAX_FUTURE_MS
 
 
 def decode_record(
@@ -115,15 +144,12 @@ def dead_letter_for(record: InputRecord, exc: Exception, max_bytes: int) -> Dead
     return DeadLetter(record, "internal_error", detail, max_value_bytes=max_bytes)
 
 
-def process_batch(
+def score_batch(
     records: Sequence[InputRecord],
-    *,
+    read_state: StateReader,
     scorer: SequenceScorer,
-    load_state: Callable[[str], UserState | None],
-    max_event_bytes: int,
-    horizon_ms: int,
-    max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
-    clock: Callable[[], float] = time.time,
+    config: StepConfig,
+    now_ms: int,
 ) -> BatchResult:
     """Validate, score and build the outputs of one micro-batch (arrival order kept).
 
@@ -132,13 +158,14 @@ def process_batch(
     letter; a failure while scoring is not the input's fault and propagates.
     """
     result = BatchResult()
-    now_ms = int(clock() * 1000)
+    rebuilds_before = scorer.rebuilds
     valid: list[tuple[InputRecord, ShopEvent]] = []
     for record in records:
         try:
-            valid.append((record, decode_record(record, max_event_bytes, now_ms, max_future_ms)))
+            event = decode_record(record, config.max_event_bytes, now_ms, config.max_future_ms)
+            valid.append((record, event))
         except Exception as exc:  # totality: every record is answered, whatever went wrong
-            result.dead_letters.append(dead_letter_for(record, exc, max_event_bytes))
+            result.dead_letters.append(dead_letter_for(record, exc, config.max_event_bytes))
     if not valid:
         return result
     states: dict[str, UserState] = {}
@@ -146,7 +173,7 @@ def process_batch(
     for record, event in valid:
         if event.user_id not in partitions:
             partitions[event.user_id] = record.partition
-            loaded = load_state(event.user_id)
+            loaded = scorer.load(read_state(event.user_id))
             if loaded is not None:
                 states[event.user_id] = loaded
     events = [event for _, event in valid]
@@ -155,7 +182,7 @@ def process_batch(
     unsafe = _users_with_non_finite(events, scores)
     for user in unsafe:
         states.pop(user, None)
-        safe = _rescore_one_by_one(user, events, positions, scores, scorer, load_state, now_ms)
+        safe = _rescore_one_by_one(user, events, positions, scores, scorer, read_state, now_ms)
         if safe is not None:
             states[user] = safe
     changed: set[str] = set()
@@ -167,9 +194,10 @@ def process_batch(
             result.dead_letters.append(DeadLetter(record, "non_finite_score", detail))
         else:
             changed.add(event.user_id)
-            result.scored.append(_scored(record, event, score, scorer, horizon_ms, now_ms))
+            result.scored.append(_scored(record, event, score, scorer, config, now_ms))
     for user in changed:
-        result.states[user] = (partitions[user], encode_state(states[user]))
+        result.states[user] = NewState(partitions[user], encode_state(states[user]))
+    result.rebuilds = scorer.rebuilds - rebuilds_before
     return result
 
 
@@ -178,7 +206,7 @@ def _scored(
     event: ShopEvent,
     score: Score,
     scorer: SequenceScorer,
-    horizon_ms: int,
+    config: StepConfig,
     now_ms: int,
 ) -> ScoredEvent:
     message = propensity_event(
@@ -187,14 +215,15 @@ def _scored(
         cart_abandon=score.cart_abandon,
         cart_items=score.cart_items,
         model_version=scorer.model_version,
-        horizon_ms=horizon_ms,
+        horizon_ms=config.horizon_ms,
         event_id=event.event_id or f"{record.topic}/{record.partition}/{record.offset}",
         event_type=event.event_type,
         event_ts=event.ts,
         input_ts=record.timestamp,
         scored_at=now_ms,
     )
-    return ScoredEvent(record, event, message, score)
+    output = OutputRecord(event.user_id.encode("utf-8"), encode(message))
+    return ScoredEvent(record, event, score, output)
 
 
 def _finite(score: Score) -> bool:
@@ -214,7 +243,7 @@ def _rescore_one_by_one(
     positions: Sequence[Position],
     scores: list[Score | None],
     scorer: SequenceScorer,
-    load_state: Callable[[str], UserState | None],
+    read_state: StateReader,
     now_ms: int,
 ) -> UserState | None:
     """Score a user's events again from the stored state, one at a time, keeping only the
@@ -223,7 +252,7 @@ def _rescore_one_by_one(
     Fills ``scores`` in place (a non-finite score marks the event's dead letter) and returns
     the user's state after the accepted events (None when nothing was accepted).
     """
-    state = load_state(user)
+    state = scorer.load(read_state(user))
     for i, event in enumerate(events):
         if event.user_id != user:
             continue
@@ -237,19 +266,3 @@ def _rescore_one_by_one(
         if score is not None and _finite(score):
             state = trial[user]
     return state
-
-
-def output_records(result: BatchResult) -> list[OutputRecord]:
-    """The propensity events of a batch, keyed by user id."""
-    return [OutputRecord(s.event.user_id.encode("utf-8"), encode(s.message)) for s in result.scored]
-
-
-def stored_state(
-    load: Callable[[str], bytes | None], scorer: SequenceScorer
-) -> Callable[[str], UserState | None]:
-    """Adapt a raw-bytes table lookup to the state loader process_batch wants."""
-
-    def load_state(user: str) -> UserState | None:
-        return scorer.load(load(user))
-
-    return load_state

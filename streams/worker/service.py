@@ -11,8 +11,8 @@ from model.serving.scorer import SequenceScorer
 from schemas.exceptions import PropensityError
 from streams.worker.admin import admin_client, ensure_topics, service_topics
 from streams.worker.agents import FatalHandler, register_agents
+from streams.worker.agents.scoring import BatchHandler
 from streams.worker.app import Runtime, create_app
-from streams.worker.handler import BatchHandler
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.publisher import BatchPublisher
 from streams.worker.settings import Settings

@@ -17,7 +17,7 @@ from model.serving.scorer import SequenceScorer
 from model.serving.user_state import SEQUENCE_RECORD
 from schemas.events import REASONS, ShopEvent, decode_event
 from schemas.exceptions import InvalidEvent
-from streams.worker.scoring_step import InputRecord, decode_record, process_batch
+from streams.worker.scoring_step import InputRecord, StepConfig, decode_record, score_batch
 
 T0 = 1_733_300_000_000
 NOW = T0 + 60_000
@@ -163,13 +163,8 @@ def scorer(untrained_model: Path) -> SequenceScorer:
 def test_a_record_that_breaks_the_decoder_is_an_internal_error_dead_letter(scorer: Any) -> None:
     bad = InputRecord("t", 0, 1, b"u1", 12345, None, 0.0)  # type: ignore[arg-type]
     good = InputRecord("t", 0, 2, b"u1", raw(), None, 0.0)
-    result = process_batch(
-        [bad, good],
-        scorer=scorer,
-        load_state=lambda _: None,
-        max_event_bytes=16_384,
-        horizon_ms=1,
-        clock=lambda: NOW / 1000,
+    result = score_batch(
+        [bad, good], lambda _: None, scorer, StepConfig(max_event_bytes=16_384, horizon_ms=1), NOW
     )
     (dead,) = result.dead_letters
     assert dead.reason == "internal_error"
@@ -180,15 +175,10 @@ def test_a_record_that_breaks_the_decoder_is_an_internal_error_dead_letter(score
 def test_oversized_records_are_cut_to_a_prefix_in_the_dead_letter(scorer: Any) -> None:
     huge = raw(category="x" * 200_000)
     record = InputRecord("t", 3, 9, b"k" * 5000, huge, None, 0.0)
-    result = process_batch(
-        [record],
-        scorer=scorer,
-        load_state=lambda _: None,
-        max_event_bytes=1000,
-        horizon_ms=1,
-        clock=lambda: NOW / 1000,
+    result = score_batch(
+        [record], lambda _: None, scorer, StepConfig(max_event_bytes=1000, horizon_ms=1), NOW
     )
-    out = result.dead_letters[0].to_output()
+    out = result.dead_letters[0].output
     headers = dict(out.headers or [])
     assert out.value == huge[:1000] and out.key == b"k" * 1024
     assert headers["dlq.value.truncated"] == str(len(huge)).encode()

@@ -1,12 +1,14 @@
 """The JSON Schema files downstream teams get must accept the messages we really produce."""
 
+import time
+
 import jsonschema
 import orjson
 
 from model.serving.export import load_model
 from model.serving.scorer import SequenceScorer
 from schemas.events import decode_event, load_json_schema
-from streams.worker.scoring_step import InputRecord, output_records, process_batch
+from streams.worker.scoring_step import InputRecord, StepConfig, score_batch
 
 
 def test_schemas_are_valid_json_schema() -> None:
@@ -49,14 +51,9 @@ def test_real_messages_validate(untrained_model) -> None:  # type: ignore[no-unt
         value = orjson.dumps(event)
         decode_event(value)
         records.append(InputRecord("clicks", 0, offset, b"u1", value, 1, 0.0))
-    result = process_batch(
-        records,
-        scorer=scorer,
-        load_state=lambda _: None,
-        max_event_bytes=10_000,
-        horizon_ms=3_600_000,
-    )
-    outputs = output_records(result)
+    config = StepConfig(max_event_bytes=10_000, horizon_ms=3_600_000)
+    result = score_batch(records, lambda _: None, scorer, config, int(time.time() * 1000))
+    outputs = [s.output for s in result.scored]
     assert len(outputs) == 3
     for out in outputs:
         output_schema.validate(orjson.loads(out.value))

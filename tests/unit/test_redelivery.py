@@ -1,7 +1,6 @@
 """Redelivered records change nothing; a non-finite score changes no state; format 3 reads."""
 
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,11 @@ import torch
 from model.serving.export import load_model
 from model.serving.scorer import SequenceScorer
 from model.serving.user_state import UserState, decode_state, encode_state
-from streams.worker.scoring_step import BatchResult, InputRecord, process_batch
+from streams.worker.scoring_step import BatchResult, InputRecord, StepConfig, score_batch
 
 T0 = 1_733_300_000_000
-NOW_S = (T0 + 10 * 86_400_000) / 1000
+NOW_MS = T0 + 10 * 86_400_000
+CONFIG = StepConfig(max_event_bytes=16_384, horizon_ms=1)
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +60,8 @@ class Table:
         self.scorer = scorer
         self.data: dict[str, bytes] = {}
 
-    def load(self, user: str) -> UserState | None:
-        return self.scorer.load(self.data.get(user))
-
     def run(self, records: list[InputRecord], scorer: SequenceScorer | None = None) -> BatchResult:
-        result = process_batch(
-            records,
-            scorer=scorer or self.scorer,
-            load_state=self.load,
-            max_event_bytes=16_384,
-            horizon_ms=1,
-            clock=lambda: NOW_S,
-        )
+        result = score_batch(records, self.data.get, scorer or self.scorer, CONFIG, NOW_MS)
         for user, (_, state) in result.states.items():
             self.data[user] = state
         return result
@@ -211,6 +201,3 @@ def test_applied_offsets_round_trip_and_stay_bounded(scorer: SequenceScorer) -> 
     assert len(read.applied) == 16 and read.applied[30] == 999
     assert read.already_applied(30, 999) and not read.already_applied(30, 1000)
     assert not read.already_applied(0, 0)  # evicted: treated as new
-
-
-LoadState = Callable[[str], UserState | None]

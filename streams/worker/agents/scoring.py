@@ -1,24 +1,26 @@
-"""The scoring step under the agent: records in, outputs queued, metrics recorded."""
+"""The score_events agent: gathers records from Faust events, runs the scoring step on them,
+publishes its outputs, then stores its states."""
 
+import asyncio
 import time
-from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from faust.types import EventT
 
 from model.serving.scorer import SequenceScorer
+from streams.worker.agents.fail_stop import FatalHandler
 from streams.worker.app import Runtime
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.publisher import BatchPublisher
-from streams.worker.scoring_step import (
-    BatchResult,
-    InputRecord,
-    output_records,
-    process_batch,
-    stored_state,
-)
+from streams.worker.scoring_step import BatchResult, InputRecord, StepConfig, score_batch
 from streams.worker.settings import Settings
 from streams.worker.transport import RecordBundle
+
+# Events scored between two yields to the event loop: keeps each blocking slice short.
+SLICE_SIZE = 128
+# Bundles (one per fetched partition run) gathered into one micro-batch at most.
+MAX_BUNDLES = 32
 
 
 def _ms(timestamp: float | None) -> int | None:
@@ -40,7 +42,8 @@ def input_records(event: EventT, consumed_at: float) -> list[InputRecord]:
 
 
 class BatchHandler:
-    """Scores slices of records and queues every output; ``publish()`` sends and awaits them."""
+    """Runs the scoring step on slices of a batch and queues what it returns; ``publish()``
+    sends and awaits it all."""
 
     def __init__(
         self,
@@ -56,36 +59,30 @@ class BatchHandler:
         self.settings = settings
         self.metrics = metrics
         self.publisher = publisher
-        self.horizon_ms = horizon_ms
-        self.load_state = stored_state(runtime.user_states.get, scorer)
+        self.config = StepConfig(
+            max_event_bytes=settings.max_event_bytes,
+            horizon_ms=horizon_ms,
+            max_future_ms=settings.max_future_skew_ms,
+        )
         self._unpublished: list[BatchResult] = []
         # (key, value, partition) changelog records, sent only after the outputs are acked
         self._changelog: list[tuple[bytes, bytes, int]] = []
 
     def handle(self, records: Sequence[InputRecord]) -> BatchResult:
-        """Score one slice (CPU only, no I/O) and queue its outputs and changelog records."""
+        """Score one slice (CPU only, no I/O), queue its outputs and store its states (in the
+        table now, in the changelog at ``publish()``)."""
         started = time.perf_counter()
-        rebuilds_before = self.scorer.rebuilds
-        result = process_batch(
-            records,
-            scorer=self.scorer,
-            load_state=self.load_state,
-            max_event_bytes=self.settings.max_event_bytes,
-            horizon_ms=self.horizon_ms,
-            max_future_ms=self.settings.max_future_skew_ms,
-        )
         publisher, settings, table = self.publisher, self.settings, self.runtime.user_states
+        result = score_batch(records, table.get, self.scorer, self.config, int(time.time() * 1000))
         for dead in result.dead_letters:
-            out = dead.to_output()
+            out = dead.output
             publisher.enqueue(settings.dlq_topic, out.key, out.value, headers=out.headers or ())
-        for out in output_records(result):
-            publisher.enqueue(settings.output_topic, out.key, out.value)
+        for scored in result.scored:
+            publisher.enqueue(settings.output_topic, scored.output.key, scored.output.value)
         for user, (partition, state) in result.states.items():
             key, value = table.put(user, partition, state)
             self._changelog.append((key, value, partition))
-        self.metrics.batch_size.observe(len(records))
-        self.metrics.batch_duration.observe(time.perf_counter() - started)
-        self.metrics.state_rebuilds.inc(self.scorer.rebuilds - rebuilds_before)
+        self.metrics.observe_batch(result, time.perf_counter() - started)
         self._unpublished.append(result)
         return result
 
@@ -106,36 +103,39 @@ class BatchHandler:
         await self.publisher.flush()
         results, self._unpublished = self._unpublished, []
         for result in results:
-            observe_outputs(self.metrics, result, published_at)
+            self.metrics.observe(result, published_at)
 
 
-def observe_outputs(m: WorkerMetrics, result: BatchResult, published_at: float) -> None:
-    """Record one published slice: counters once per label set, histograms per event."""
-    consumed: Counter[tuple[str, str]] = Counter()
-    invalid: Counter[str] = Counter()
-    for dead in result.dead_letters:
-        consumed[(dead.record.topic, "invalid")] += 1
-        invalid[dead.reason] += 1
-    end_to_end, processing = m.end_to_end_latency.observe, m.processing_latency.observe
-    purchase = m.scores.labels("purchase").observe
-    cart_abandon = m.scores.labels("cart_abandon").observe
-    for scored in result.scored:
-        consumed[(scored.record.topic, scored.event.event_type)] += 1
-        end_to_end(max(published_at - scored.event.ts / 1000.0, 0.0))
-        processing(max(published_at - scored.record.consumed_at, 0.0))
-        purchase(scored.score.purchase)
-        if scored.score.cart_abandon is not None:
-            cart_abandon(scored.score.cart_abandon)
-    for record in result.redelivered:
-        consumed[(record.topic, "redelivered")] += 1
-    for (topic, event_type), count in consumed.items():
-        m.events_consumed.labels(topic, event_type).inc(count)
-    for reason, count in invalid.items():
-        m.dlq_writes.labels(reason).inc(count)
-        if reason == "non_finite_score":
-            m.non_finite_scores.inc(count)
-        else:
-            m.invalid_events.labels(reason).inc(count)
-    m.internal_errors.inc(invalid["internal_error"])
-    m.redelivered_events.inc(len(result.redelivered))
-    m.propensities_published.inc(len(result.scored))
+def register(
+    runtime: Runtime,
+    scorer: SequenceScorer,
+    settings: Settings,
+    metrics: WorkerMetrics,
+    sink: BatchPublisher,
+    horizon_ms: int,
+    fatal: FatalHandler,
+) -> BatchHandler:
+    """Attach the score_events agent to the app; ``fatal`` gets any fault of scoring or
+    publishing."""
+    handler = BatchHandler(runtime, scorer, settings, metrics, sink, horizon_ms)
+
+    # concurrency must stay 1: faust-streaming #606 commits offsets past in-flight messages.
+    @runtime.app.agent(runtime.input_topic, name="score_events", concurrency=1)
+    async def score_events(stream: Any) -> None:
+        await sink.prepare([settings.output_topic, settings.dlq_topic])
+        within = settings.batch_wait_ms / 1000.0
+        async for events in stream.take_events(MAX_BUNDLES, within=within):
+            consumed_at = time.time()
+            records = [r for e in events for r in input_records(e, consumed_at)]
+            try:
+                for start in range(0, len(records), SLICE_SIZE):
+                    handler.handle(records[start : start + SLICE_SIZE])
+                    await asyncio.sleep(0)
+                await handler.publish()  # take_events acks this batch only after we return here
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the input's faults are dead letters: this is ours
+                fatal(exc)
+                raise  # only reached when a test's handler returns
+
+    return handler

@@ -1,0 +1,48 @@
+"""The worker's agents and timers, one module each (wiring between Faust and pure code);
+``register_agents`` attaches them all to the app with the Kafka clients they share."""
+
+from mode import Service
+
+from model.serving.scorer import SequenceScorer
+from streams.worker.agents import housekeeping, scoring
+from streams.worker.agents.fail_stop import FATAL_EXIT_CODE, FatalHandler, fail_stop
+from streams.worker.agents.scoring import BatchHandler
+from streams.worker.app import Runtime
+from streams.worker.kafka_security import aiokafka_options
+from streams.worker.lag import LagMonitor
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.publisher import BatchPublisher
+from streams.worker.settings import Settings
+
+__all__ = ["FATAL_EXIT_CODE", "FatalHandler", "fail_stop", "register_agents"]
+
+
+def register_agents(
+    runtime: Runtime,
+    scorer: SequenceScorer,
+    settings: Settings,
+    metrics: WorkerMetrics,
+    horizon_ms: int,
+    publisher: BatchPublisher | None = None,
+    on_fatal: FatalHandler | None = None,
+) -> BatchHandler:
+    """Attach the scoring agent and the housekeeping timers to the app.
+
+    ``on_fatal`` is called with any exception from scoring or publishing (default: fail_stop,
+    which ends the process); tests pass their own.
+    """
+    fatal = on_fatal or fail_stop(metrics)
+    sink = publisher or BatchPublisher(settings.bootstrap, security=aiokafka_options(settings))
+    lag_monitor = LagMonitor(settings, metrics)
+    handler = scoring.register(runtime, scorer, settings, metrics, sink, horizon_ms, fatal)
+    housekeeping.register(runtime, settings, metrics, sink, lag_monitor)
+
+    class KafkaClientsService(Service):
+        """Closes the worker's own Kafka clients when the app stops."""
+
+        async def on_stop(self) -> None:
+            await lag_monitor.close()
+            await sink.stop()
+
+    runtime.app.service(KafkaClientsService)
+    return handler
