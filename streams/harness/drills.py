@@ -12,7 +12,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,8 +37,8 @@ Scores = tuple[float, float | None, int]  # purchase, cart_abandon, cart_items
 
 
 class ConsumedRecord(Protocol):
-    """What the drill reads of a consumed record: aiokafka's ConsumerRecord has all of it. The
-    drill's topics carry no tombstones, so ``value`` is always there."""
+    """What the drill and its tests read of a consumed record: aiokafka's ConsumerRecord has
+    all of it. The drill's topics carry no tombstones, so ``value`` is always there."""
 
     topic: str
     partition: int
@@ -46,6 +46,7 @@ class ConsumedRecord(Protocol):
     key: bytes | None
     value: bytes
     timestamp: int
+    headers: Sequence[tuple[str, bytes]]
 
 
 _RESTART_T0 = 1_733_300_000_000  # event time of the restart drill's events
