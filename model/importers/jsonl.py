@@ -1,9 +1,10 @@
 """JSON Lines of contract events: the importers' output, the simulator's, the trainer's input."""
 
 import gzip
+import io
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, Final, cast
+from typing import Any, Final
 
 import orjson
 
@@ -77,11 +78,11 @@ def read_events_jsonl(
         yield event
 
 
-def open_output(path: Path) -> IO[bytes]:
+def open_output(path: Path) -> io.BufferedIOBase:
     """A binary writer for ``path``, gzip-compressed when it ends in ``.gz``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".gz":
-        return cast(IO[bytes], gzip.open(path, "wb", compresslevel=5))
+        return gzip.open(path, "wb", compresslevel=5)
     return path.open("wb")
 
 

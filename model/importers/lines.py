@@ -1,9 +1,10 @@
 """Stream a (possibly gzipped) text file line by line, with byte-based progress."""
 
 import gzip
+import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Final, NamedTuple, cast
+from typing import Final, NamedTuple
 
 from model.importers.exceptions import UnreadableInput
 from model.importers.import_report import ImportReport
@@ -22,14 +23,14 @@ class Line(NamedTuple):
     terminated: bool
 
 
-def open_text_source(path: Path) -> tuple[IO[bytes], IO[bytes]]:
+def open_text_source(path: Path) -> tuple[io.BufferedIOBase, io.BufferedReader]:
     """(reader, raw file): the reader inflates ``.gz``; progress follows the raw file."""
     try:
         raw = path.open("rb")
     except OSError as exc:
         raise UnreadableInput(f"cannot open {path}: {exc.strerror or exc}") from exc
     if path.suffix == ".gz":
-        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
     return raw, raw
 
 

@@ -146,8 +146,8 @@ class ShopperPosterior:
         self.t = start_ms
         # (segments, needs, modes): mass of paths with no need reset since the last event;
         # (segments, modes): all mass. Their difference has its need distributed as shares.
-        self.kept = model.prior[:, None, :] * model.need_shares[None, :, None]
-        self.total = model.prior.copy()
+        self.kept: np.ndarray = model.prior[:, None, :] * model.need_shares[None, :, None]
+        self.total: np.ndarray = model.prior.copy()
         self.recent: list[Item] = []
         self.cart: dict[str, tuple[Item, int]] = {}
         self.session: str | None = None
@@ -180,7 +180,7 @@ class ShopperPosterior:
     def _joint(self) -> np.ndarray:
         """(segments, needs, modes) posterior: kept paths plus reset paths at the shares."""
         reset = self.total - self.kept.sum(axis=1)
-        return self.kept + reset[:, None, :] * self.model.need_shares[None, :, None]
+        return np.asarray(self.kept + reset[:, None, :] * self.model.need_shares[None, :, None])
 
     def _jump(
         self, event: ShopEvent, item: Item, hour: _Hour, likes: ItemLikelihoods, joint: np.ndarray
@@ -211,7 +211,7 @@ class ShopperPosterior:
         if kind == "remove_from_cart":
             self.cart.pop(item.item_id, None)
             flat = np.ones(likes.wish.shape)
-            return through(Kind.REMOVE, flat) + through(Kind.REMOVE_COOL, flat)
+            return np.asarray(through(Kind.REMOVE, flat) + through(Kind.REMOVE_COOL, flat))
         if kind == "purchase" and item.item_id in self.cart:
             self.checkout_left = len(self.cart) - 1
             self.t = event.ts + self.checkout_left * CHECKOUT_STEP_MS

@@ -30,7 +30,7 @@ def kafka(settings: Settings) -> Iterator[str]:
         broker.stop()
 
 
-def _fmt(value: Any, unit: str = "") -> str:
+def _fmt(value: float | None, unit: str = "") -> str:
     if value is None:
         return "-"
     if isinstance(value, float):

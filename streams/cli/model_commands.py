@@ -29,7 +29,7 @@ def _instant(value: str | None) -> int | None:
         raise click.BadParameter(exc.detail) from None
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: float | None) -> str:
     return (
         "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
     )

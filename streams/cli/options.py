@@ -15,7 +15,7 @@ from streams.worker.settings import Settings, env_help, env_name
 
 F = Callable[..., Any]
 
-_TYPES: dict[str, Any] = {
+_TYPES: dict[str, type[int] | click.Path] = {
     "partitions": int,
     "window_size": int,
     "metrics_port": int,

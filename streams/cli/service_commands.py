@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.cli.options import build_settings, kafka_options, one_line_errors, setting_option
 from streams.harness.broker import EmbeddedBroker
-from streams.harness.producer import record_for_line, send_records
+from streams.harness.producer import OutgoingRecord, record_for_line, send_records
 from streams.worker.admin import ensure_topics, service_topics
 from streams.worker.kafka_security import aiokafka_options
 from streams.worker.settings import Settings
@@ -84,7 +85,7 @@ def replay(file: Path, rate: float | None, create_topics: bool, **overrides: Any
         if create_topics:
             ensure_topics(settings, service_topics(settings))
 
-    def records() -> Any:
+    def records() -> Iterator[OutgoingRecord]:
         with file.open("rb") as handle:
             for line in handle:
                 line = line.strip()
@@ -98,7 +99,7 @@ def replay(file: Path, rate: float | None, create_topics: bool, **overrides: Any
     )
 
 
-def _format_message(key: bytes | None, value: bytes, headers: Any) -> str:
+def _format_message(key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> str:
     if headers:
         meta = {k: v.decode("utf-8", "replace") for k, v in headers}
         return orjson.dumps(

@@ -12,10 +12,10 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -33,6 +33,21 @@ from streams.worker.scoring_step import InputRecord, StepConfig, score_batch
 from streams.worker.settings import Settings
 
 Scores = tuple[float, float | None, int]  # purchase, cart_abandon, cart_items
+
+
+class ConsumedRecord(Protocol):
+    """What the drill and its tests read of a consumed record: aiokafka's ConsumerRecord has
+    all of it. The drill's topics carry no tombstones, so ``value`` is always there."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp: int
+    headers: Sequence[tuple[str, bytes]]
+
+
 _RESTART_T0 = 1_733_300_000_000  # event time of the restart drill's events
 
 
@@ -87,8 +102,11 @@ def chaos_records(plan: ChaosPlan, topic: str) -> list[OutgoingRecord]:
 
 
 async def read_topic(
-    settings: Settings, topics: list[str], done: Callable[[list[Any]], bool], timeout: float
-) -> list[Any]:
+    settings: Settings,
+    topics: list[str],
+    done: Callable[[list[ConsumedRecord]], bool],
+    timeout: float,
+) -> list[ConsumedRecord]:
     """Every record of ``topics`` from the start, until ``done(records)`` or the timeout."""
     consumer = AIOKafkaConsumer(
         *topics,
@@ -98,7 +116,7 @@ async def read_topic(
         **aiokafka_options(settings),
     )
     await consumer.start()
-    found: list[Any] = []
+    found: list[ConsumedRecord] = []
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and not done(found):
@@ -109,7 +127,7 @@ async def read_topic(
     return found
 
 
-def clean_scores(settings: Settings, inputs: list[Any]) -> dict[tuple[int, int], Scores]:
+def clean_scores(settings: Settings, inputs: list[ConsumedRecord]) -> dict[tuple[int, int], Scores]:
     """(partition, offset) -> scores of one uninterrupted worker, via the worker's batch step."""
     model = load_model(settings.model_path)
     scorer = SequenceScorer(model, window_size=settings.window_size, ttl_ms=settings.user_ttl_ms)
@@ -120,7 +138,7 @@ def clean_scores(settings: Settings, inputs: list[Any]) -> dict[tuple[int, int],
     )
     table: dict[str, bytes] = {}
     scores: dict[tuple[int, int], Scores] = {}
-    by_partition: dict[int, list[Any]] = {}
+    by_partition: dict[int, list[ConsumedRecord]] = {}
     for m in inputs:
         by_partition.setdefault(m.partition, []).append(m)
     for partition in sorted(by_partition):
@@ -148,9 +166,9 @@ def _scores_of(message: dict[str, Any]) -> Scores:
 
 def compare(
     report: ChaosReport,
-    inputs: list[Any],
-    outputs: list[Any],
-    dead: list[Any],
+    inputs: list[ConsumedRecord],
+    outputs: list[ConsumedRecord],
+    dead: list[ConsumedRecord],
     reference: dict[tuple[int, int], Scores],
 ) -> None:
     """Fill ``report`` with what was lost and what changed (outputs matched by event id)."""
@@ -241,12 +259,12 @@ def run_chaos(settings: Settings, plan: ChaosPlan, workdir: Path) -> ChaosReport
     return report
 
 
-def _covering(ids: set[str]) -> Callable[[list[Any]], bool]:
+def _covering(ids: set[str]) -> Callable[[list[ConsumedRecord]], bool]:
     """A ``done`` test for read_topic: every id has at least one propensity."""
     seen: set[str] = set()
     read = 0
 
-    def done(found: list[Any]) -> bool:
+    def done(found: list[ConsumedRecord]) -> bool:
         nonlocal read
         seen.update(orjson.loads(m.value)["event_id"] for m in found[read:])
         read = len(found)

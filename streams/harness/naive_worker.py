@@ -9,7 +9,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import faust
 
@@ -32,7 +31,7 @@ def main(bootstrap: str, topic_name: str, expected: int, partitions: int, result
     seen = {"n": 0, "first": 0.0}
 
     @app.agent(topic)
-    async def count(stream: Any) -> None:
+    async def count(stream: faust.StreamT[bytes]) -> None:
         async for _ in stream:
             if seen["n"] == 0:
                 seen["first"] = time.time()

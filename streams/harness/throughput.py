@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -206,7 +206,9 @@ def _worker_settings(
     )
 
 
-def _pipeline(settings: Settings, expected: int, produce: Any, timeout: float) -> StageResult:
+def _pipeline(
+    settings: Settings, expected: int, produce: Callable[[], None], timeout: float
+) -> StageResult:
     """(c) The full worker; ``produce`` (sync) runs once the worker is ready."""
     worker = start_worker(settings, Path(settings.data_dir) / "worker.log")
     try:

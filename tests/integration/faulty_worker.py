@@ -12,10 +12,12 @@ from streams.cli import main
 _score = SequenceScorer.score
 
 
-def _faulty_score(self: SequenceScorer, events: Sequence[ShopEvent], *args: Any) -> Any:
+def _faulty_score(
+    self: SequenceScorer, events: Sequence[ShopEvent], *args: Any, **kwargs: Any
+) -> Any:
     if any(event.user_id == "boom" for event in events):
         raise RuntimeError("injected scoring fault")
-    return _score(self, events, *args)
+    return _score(self, events, *args, **kwargs)
 
 
 if __name__ == "__main__":

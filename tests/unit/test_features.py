@@ -1,5 +1,7 @@
 """The shared encoder: causality, cart tracking and a stable spec hash."""
 
+from typing import TypedDict, Unpack
+
 import numpy as np
 
 from model.serving.features import (
@@ -19,8 +21,18 @@ from schemas.events import ShopEvent
 T0 = 1_570_000_000_000
 
 
-def ev(kind: str, item: str, seconds: int, **kw: object) -> ShopEvent:
-    return ShopEvent(kind, "u", item, T0 + seconds * 1000, **kw)  # type: ignore[arg-type]
+class _Optional(TypedDict, total=False):
+    """ShopEvent's optional fields."""
+
+    event_id: str | None
+    session_id: str | None
+    category: str | None
+    price: float | None
+    quantity: int | None
+
+
+def ev(kind: str, item: str, seconds: int, **kw: Unpack[_Optional]) -> ShopEvent:
+    return ShopEvent(kind, "u", item, T0 + seconds * 1000, **kw)
 
 
 def test_features_of_an_event_ignore_later_events() -> None:

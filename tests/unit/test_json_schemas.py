@@ -1,6 +1,7 @@
 """The JSON Schema files downstream teams get must accept the messages we really produce."""
 
 import time
+from pathlib import Path
 
 import jsonschema
 import orjson
@@ -16,7 +17,7 @@ def test_schemas_are_valid_json_schema() -> None:
         jsonschema.Draft202012Validator.check_schema(load_json_schema(name))
 
 
-def test_real_messages_validate(untrained_model) -> None:  # type: ignore[no-untyped-def]
+def test_real_messages_validate(untrained_model: Path) -> None:
     input_schema = jsonschema.Draft202012Validator(load_json_schema("input_event.schema.json"))
     output_schema = jsonschema.Draft202012Validator(
         load_json_schema("propensity_event.schema.json")

@@ -49,7 +49,7 @@ class FakeProducer:
 
 async def test_one_batch_per_topic_partition() -> None:
     producer = FakeProducer()
-    publisher = BatchPublisher("unused", producer=producer)  # type: ignore[arg-type]
+    publisher = BatchPublisher("unused", producer=producer)
     for i in range(5):
         publisher.enqueue("out", b"k%d" % i, b"v", partition=i % 2)
     publisher.enqueue("dlq", None, b"bad", partition=0)
@@ -64,14 +64,14 @@ async def test_one_batch_per_topic_partition() -> None:
 
 async def test_retriable_failures_are_sent_again() -> None:
     producer = FakeProducer(failures=2)
-    publisher = BatchPublisher("unused", producer=producer)  # type: ignore[arg-type]
+    publisher = BatchPublisher("unused", producer=producer)
     publisher.enqueue("out", b"k", b"v", partition=0)
     assert await publisher.flush() == 1
     assert producer.delivered == [("out", 0, [(b"k", b"v")])]
 
 
 async def test_other_failures_are_raised() -> None:
-    publisher = BatchPublisher("unused", producer=FakeProducer(failures=1, error=UnknownError))  # type: ignore[arg-type]
+    publisher = BatchPublisher("unused", producer=FakeProducer(failures=1, error=UnknownError))
     publisher.enqueue("out", b"k", b"v", partition=0)
     with pytest.raises(UnknownError):
         await publisher.flush()

@@ -130,7 +130,9 @@ class PoisonOnHighPrice(torch.nn.Module):
         self.inner = inner
         self.scores_too = scores_too
 
-    def run(self, x: torch.Tensor, window: torch.Tensor, h: torch.Tensor, c: torch.Tensor):  # type: ignore[no-untyped-def]
+    def run(
+        self, x: torch.Tensor, window: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         probs, window, h, c = self.inner.run(x, window, h, c)
         poisoned = x[:, :, 5] > 1.1  # log1p(price) / 6 > 1.1: price above ~735
         if bool(poisoned.any()):

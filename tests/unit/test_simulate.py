@@ -1,6 +1,7 @@
 """The shopper simulator: determinism, order, funnel, and an oracle that is exact and calibrated."""
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -135,9 +136,15 @@ def test_write_jsonl_round_trips_with_the_oracle(
 
 
 def test_config_rejects_nonsense() -> None:
-    for bad in ({"n_users": 0}, {"days": 0}, {"horizon_ms": 10}, {"n_items": 5}):
+    makers: list[Callable[[], SimulationConfig]] = [
+        lambda: SimulationConfig(n_users=0),
+        lambda: SimulationConfig(days=0),
+        lambda: SimulationConfig(horizon_ms=10),
+        lambda: SimulationConfig(n_items=5),
+    ]
+    for make in makers:
         with pytest.raises(ValueError):
-            SimulationConfig(**bad)  # type: ignore[arg-type]
+            make()
 
 
 def test_cli_simulate_writes_events_with_and_without_oracle(tmp_path: Path) -> None:
