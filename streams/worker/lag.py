@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from faust.types import TP
 
 from streams.worker.kafka_security import aiokafka_options
 from streams.worker.metrics import WorkerMetrics
@@ -37,14 +38,10 @@ class LagMonitor:
             await self._consumer.start()
         return self._admin, self._consumer
 
-    async def measure(self, assigned: Sequence[object]) -> dict[tuple[str, int], int]:
+    async def measure(self, assigned: Sequence[TP]) -> dict[tuple[str, int], int]:
         """Lag of every assigned input partition (faust TPs); the gauge keeps only these."""
         topics = set(self.settings.input_topics)
-        tps = [
-            TopicPartition(tp.topic, tp.partition)  # type: ignore[attr-defined]
-            for tp in assigned
-            if tp.topic in topics  # type: ignore[attr-defined]
-        ]
+        tps = [TopicPartition(tp.topic, tp.partition) for tp in assigned if tp.topic in topics]
         if not tps:
             self.metrics.consumer_lag.clear()
             return {}

@@ -9,7 +9,7 @@ propensity is always published before its input offset can be committed (at-leas
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -26,6 +26,26 @@ SEND_ATTEMPTS = 8
 
 class PublishError(PropensityError):
     """Outputs could not be published: the agent must not ack its input."""
+
+
+class Publisher(Protocol):
+    """What the agents publish through: BatchPublisher, or a test's capture."""
+
+    async def prepare(self, topics: Sequence[str]) -> None: ...
+
+    def enqueue(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        partition: int | None = None,
+        headers: Headers = (),
+    ) -> None: ...
+
+    async def flush(self) -> int: ...
+
+    async def stop(self) -> None: ...
 
 
 class BatchPublisher:

@@ -14,7 +14,7 @@ from streams.worker.agents import FatalHandler, register_agents
 from streams.worker.agents.scoring import BatchHandler
 from streams.worker.app import Runtime, create_app
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.publisher import BatchPublisher
+from streams.worker.publisher import Publisher
 from streams.worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def build_worker(
     settings: Settings,
     model: LoadedModel,
     metrics: WorkerMetrics,
-    publisher: BatchPublisher | None = None,
+    publisher: Publisher | None = None,
     on_fatal: FatalHandler | None = None,
 ) -> tuple[Runtime, BatchHandler]:
     """The app with its agents, ready to run; tests pass their own publisher and fatal handler."""

@@ -27,14 +27,14 @@ def unpack(value: bytes) -> tuple[int, bytes]:
     return _PARTITION.unpack_from(value)[0], value[_PARTITION.size :]
 
 
-class BundledTable(faust.Table):
+class BundledTable(faust.Table[bytes, bytes]):
     """A Faust table whose changelog events may carry record bundles (streams.worker.transport).
 
     Recovery and standby replicas apply each bundle's records in offset order; a record
     without a value (tombstone) deletes its key.
     """
 
-    def apply_changelog_batch(self, batch: Iterable[EventT]) -> None:
+    def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
         data = self.data
         for event in batch:
             value = event.value

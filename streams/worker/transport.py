@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 END_CHECK_SECONDS = 5.0
 
 
-class RecordBundle(tuple):
+class RecordBundle(tuple[Any, ...]):
     """Consecutive aiokafka ConsumerRecords of one topic-partition, oldest first."""
 
     __slots__ = ()

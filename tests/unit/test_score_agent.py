@@ -55,7 +55,7 @@ def worker(untrained_model: Path, tmp_path: Path) -> Any:
     )
     metrics = WorkerMetrics()
     publisher = CapturingPublisher()
-    runtime, _ = build_worker(settings, load_model(untrained_model), metrics, publisher=publisher)  # type: ignore[arg-type]
+    runtime, _ = build_worker(settings, load_model(untrained_model), metrics, publisher=publisher)
     return runtime, settings, metrics, publisher
 
 
@@ -128,7 +128,7 @@ async def test_a_scoring_fault_calls_the_fatal_handler_and_publishes_nothing(
         settings,
         load_model(untrained_model),
         WorkerMetrics(),
-        publisher=publisher,  # type: ignore[arg-type]
+        publisher=publisher,
         on_fatal=faults.append,
     )
     handler.scorer.module = BrokenNetwork()  # type: ignore[assignment]

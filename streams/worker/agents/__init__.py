@@ -11,7 +11,7 @@ from streams.worker.app import Runtime
 from streams.worker.kafka_security import aiokafka_options
 from streams.worker.lag import LagMonitor
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.publisher import BatchPublisher
+from streams.worker.publisher import BatchPublisher, Publisher
 from streams.worker.settings import Settings
 
 __all__ = ["FATAL_EXIT_CODE", "FatalHandler", "fail_stop", "register_agents"]
@@ -23,7 +23,7 @@ def register_agents(
     settings: Settings,
     metrics: WorkerMetrics,
     horizon_ms: int,
-    publisher: BatchPublisher | None = None,
+    publisher: Publisher | None = None,
     on_fatal: FatalHandler | None = None,
 ) -> BatchHandler:
     """Attach the scoring agent and the housekeeping timers to the app.
@@ -32,7 +32,9 @@ def register_agents(
     which ends the process); tests pass their own.
     """
     fatal = on_fatal or fail_stop(metrics)
-    sink = publisher or BatchPublisher(settings.bootstrap, security=aiokafka_options(settings))
+    sink: Publisher = publisher or BatchPublisher(
+        settings.bootstrap, security=aiokafka_options(settings)
+    )
     lag_monitor = LagMonitor(settings, metrics)
     handler = scoring.register(runtime, scorer, settings, metrics, sink, horizon_ms, fatal)
     housekeeping.register(runtime, settings, metrics, sink, lag_monitor)

@@ -4,10 +4,12 @@ startup task that freezes what lives as long as the worker."""
 import gc
 import time
 
+from faust.tables.manager import TableManager
+
 from streams.worker.app import Runtime
 from streams.worker.lag import LagMonitor
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.publisher import BatchPublisher
+from streams.worker.publisher import Publisher
 from streams.worker.settings import Settings
 
 
@@ -15,7 +17,7 @@ def register(
     runtime: Runtime,
     settings: Settings,
     metrics: WorkerMetrics,
-    sink: BatchPublisher,
+    sink: Publisher,
     lag_monitor: LagMonitor,
 ) -> None:
     """Attach the housekeeping task and timers to the app."""
@@ -48,7 +50,8 @@ def register(
 
     @app.timer(0.25)  # a restarted worker reports ready within a quarter second of recovery
     async def report_readiness() -> None:
-        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        tables = app.tables
+        recovered = isinstance(tables, TableManager) and tables.recovery.completed.is_set()
         metrics.ready.set(1 if recovered and not app.rebalancing else 0)
 
 

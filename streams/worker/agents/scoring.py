@@ -12,7 +12,7 @@ from model.serving.scorer import SequenceScorer
 from streams.worker.agents.fail_stop import FatalHandler
 from streams.worker.app import Runtime
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.publisher import BatchPublisher
+from streams.worker.publisher import Publisher
 from streams.worker.scoring_step import BatchResult, InputRecord, StepConfig, score_batch
 from streams.worker.settings import Settings
 from streams.worker.transport import RecordBundle
@@ -27,7 +27,7 @@ def _ms(timestamp: float | None) -> int | None:
     return None if timestamp is None else int(timestamp * 1000)
 
 
-def input_records(event: EventT, consumed_at: float) -> list[InputRecord]:
+def input_records(event: EventT[Any], consumed_at: float) -> list[InputRecord]:
     """The records an event carries: a whole RecordBundle, or the one message."""
     bundle = event.value
     if isinstance(bundle, RecordBundle):
@@ -51,7 +51,7 @@ class BatchHandler:
         scorer: SequenceScorer,
         settings: Settings,
         metrics: WorkerMetrics,
-        publisher: BatchPublisher,
+        publisher: Publisher,
         horizon_ms: int,
     ) -> None:
         self.runtime = runtime
@@ -111,7 +111,7 @@ def register(
     scorer: SequenceScorer,
     settings: Settings,
     metrics: WorkerMetrics,
-    sink: BatchPublisher,
+    sink: Publisher,
     horizon_ms: int,
     fatal: FatalHandler,
 ) -> BatchHandler:
