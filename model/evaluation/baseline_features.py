@@ -11,7 +11,7 @@ from typing import Final
 
 import numpy as np
 
-from model.serving.features import ADD_TO_CART, VIEW
+from model.serving.user_state import ADD_TO_CART, VIEW
 from model.training.data import Dataset, UserSequence
 from schemas.events import EVENT_TYPES
 

@@ -12,17 +12,15 @@ import numpy as np
 import torch
 
 from model.serving.export import LoadedModel
-from model.serving.features import (
+from model.serving.user_state import (
     EncoderState,
     EventRecord,
-    encode_records,
-    encode_step,
-    record_from_event,
-)
-from model.serving.user_state import (
     UserState,
     decode_state,
+    encode_records,
+    encode_step,
     model_tag,
+    record_from_event,
     records_to_sequence,
     sequence_records,
 )

@@ -12,7 +12,7 @@ from torch import nn
 
 from model.network import PropensityNet
 from model.serving.config import HEADS, ModelConfig
-from model.serving.features import N_FEATURES
+from model.serving.user_state import N_FEATURES
 from model.training.batches import Batch, make_batches, scatter_outputs
 from model.training.calibration import apply_platt, fit_platt
 from model.training.data import Dataset, window_masks

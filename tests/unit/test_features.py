@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from model.serving.features import (
+from model.serving.user_state import (
     FEATURE_NAMES,
     MAX_RECENT_CATEGORIES,
     MAX_SESSION_CATEGORIES,

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from model.importers import read_jsonl_with_extras
-from model.serving.features import encode_events
+from model.serving.user_state import encode_events
 from model.simulate import (
     SimulatedEvent,
     SimulationConfig,

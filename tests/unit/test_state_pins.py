@@ -10,17 +10,20 @@ import hashlib
 
 import numpy as np
 
-from model.serving.features import FEATURE_NAMES, EncoderState, encode_events, encode_records
-from model.serving.features import record_from_event as to_record
 from model.serving.user_state import (
+    FEATURE_NAMES,
+    EncoderState,
     UserState,
     decode_state,
+    encode_events,
+    encode_records,
     encode_state,
     model_tag,
     records_to_sequence,
     sequence_records,
     source_id,
 )
+from model.serving.user_state import record_from_event as to_record
 from schemas.events import ShopEvent
 
 T0 = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC

@@ -7,13 +7,20 @@ folded through an ``EncoderState``. Nothing else in the project computes feature
 import hashlib
 import json
 import math
-import zlib
 from collections.abc import Iterable, Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 import numpy as np
 
-from schemas.events import EVENT_TYPE_INDEX, EVENT_TYPES, ShopEvent
+from model.serving.user_state.records import (
+    ADD_TO_CART,
+    PURCHASE,
+    REMOVE_FROM_CART,
+    VIEW,
+    EventRecord,
+    record_from_event,
+)
+from schemas.events import EVENT_TYPES, ShopEvent
 
 ENCODER_VERSION: Final = 3
 SESSION_GAP_MS: Final = 30 * 60 * 1000
@@ -23,8 +30,6 @@ MAX_RECENT_CATEGORIES: Final = 8  # the last few events' categories, repeats kep
 MAX_SESSION_CATEGORIES: Final = 8  # per-category event counts of the current session
 MAX_RECENT_VIEWS: Final = 6  # distinct items last viewed: a repeat view signals intent
 DAY_MS: Final = 86_400_000
-
-VIEW, ADD_TO_CART, REMOVE_FROM_CART, WISHLIST, PURCHASE = range(len(EVENT_TYPES))
 
 FEATURE_NAMES: Final = (
     *(f"is_{name}" for name in EVENT_TYPES),
@@ -70,37 +75,6 @@ def feature_spec_hash() -> str:
         "max_recent_views": MAX_RECENT_VIEWS,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-class EventRecord(NamedTuple):
-    """The compact form of an event that the encoder reads and the sequence table stores."""
-
-    ts: int
-    event_type: int
-    item: int
-    session: int
-    price: float
-    quantity: int
-    category: int  # stable_hash of the category code; 0 when the event has none
-
-
-def stable_hash(text: str | None) -> int:
-    """A process-independent 32-bit hash (Python's hash() is salted per process)."""
-    return 0 if text is None else zlib.crc32(text.encode("utf-8"))
-
-
-def record_from_event(event: ShopEvent) -> EventRecord:
-    """Compact an event; the price is rounded to float32 exactly as the table stores it."""
-    price = 0.0 if event.price is None else float(np.float32(event.price))
-    return EventRecord(
-        ts=event.ts,
-        event_type=EVENT_TYPE_INDEX[event.event_type],
-        item=stable_hash(event.item_id),
-        session=stable_hash(event.session_id),
-        price=price,
-        quantity=1 if event.quantity is None else min(event.quantity, 65_535),
-        category=stable_hash(event.category or None),
-    )
 
 
 class EncoderState:
