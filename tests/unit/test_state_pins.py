@@ -18,6 +18,7 @@ from model.serving.user_state import (
     encode_events,
     encode_records,
     encode_state,
+    feature_spec_hash,
     model_tag,
     records_to_sequence,
     sequence_records,
@@ -175,6 +176,10 @@ FORMAT_3 = bytes.fromhex(
     "e7066b912cfcb6d58b010000016ed137d166081263b87e94430100e7066b911d00b7d58b010000000e177e64"
     "66081263b8fea643010000000000"
 )
+
+
+def test_spec_hash_is_the_one_artifacts_record() -> None:
+    assert feature_spec_hash() == "739e2a61f1738664"
 
 
 def test_features_are_the_pinned_ones() -> None:

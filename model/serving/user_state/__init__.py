@@ -12,6 +12,7 @@ The scorer runs the network over what this package gives it and over nothing els
 from model.serving.user_state.encoder import (
     ENCODER_VERSION,
     FEATURE_NAMES,
+    FEATURES,
     MAX_CART_ITEMS,
     MAX_RECENT_CATEGORIES,
     MAX_RECENT_ITEMS,
@@ -20,6 +21,8 @@ from model.serving.user_state.encoder import (
     N_FEATURES,
     SESSION_GAP_MS,
     EncoderState,
+    FeatureRow,
+    FeatureSpec,
     encode_events,
     encode_records,
     encode_step,
@@ -55,6 +58,7 @@ from model.serving.user_state.records import (
 __all__ = [
     "ADD_TO_CART",
     "ENCODER_VERSION",
+    "FEATURES",
     "FEATURE_NAMES",
     "MAX_APPLIED_SOURCES",
     "MAX_CART_ITEMS",
@@ -73,6 +77,8 @@ __all__ = [
     "WISHLIST",
     "EncoderState",
     "EventRecord",
+    "FeatureRow",
+    "FeatureSpec",
     "UserState",
     "decode_state",
     "encode_events",
