@@ -1,73 +1,219 @@
 """The compact byte codec of a user's state, as the table and its changelog keep it.
 
 The layout is little-endian and versioned; the sequence is a packed record array, not JSON.
+A state is a header, then a body:
+
+- header: ``_HEAD`` (format, model tag, last update, sequence length), the length of each
+  list or dict the encoder stores (B each), ``_SHAPE`` (context rows, hidden size), each
+  number the encoder stores, and, from format 4, the number of applied offsets (B);
+- body: each list or dict the encoder stores (rows of its dtype), the applied offsets
+  (``APPLIED_DTYPE``), the convolution context (rows x features, float32), h and c (hidden
+  size float32 each), the sequence (``SEQUENCE_DTYPE`` records, oldest first).
+
+What the encoder stores, in which order and as which type, is what ``EncoderState`` declares
+(``STORED`` field metadata), so a stored field added there is written and read without an
+edit here. It does change the layout, though: a state written before the change must stay
+readable, so such a change also gives ``STATE_FORMAT`` a new number and keeps the current
+one in ``_OLDER_FORMATS`` with the fields it stored. A field a format lacks is left at its
+default, and the state is rebuilt from its sequence (its model tag is cleared).
 """
 
+import operator
 import struct
-from typing import Final
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from itertools import accumulate, repeat
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
-from model.serving.user_state.encoder import EncoderState
+from model.serving.user_state.encoder import STORED, EncoderState
 from model.serving.user_state.machine import UserState
 from model.serving.user_state.records import SEQUENCE_RECORD
 
 STATE_FORMAT: Final = 4
-# Format 3 (before applied offsets) is still read: a user's history survives the upgrade.
-_READABLE_FORMATS: Final = (3, 4)
-
-CART_DTYPE: Final = np.dtype([("item", "<u4"), ("quantity", "<u4"), ("price", "<f4")])
-SESSION_CATEGORY_DTYPE: Final = np.dtype([("category", "<u4"), ("events", "<u4")])
 APPLIED_DTYPE: Final = np.dtype([("source", "<u4"), ("offset", "<i8")])
 
-# format, model tag, last update (wall ms), sequence length, cart size, recent size,
-# recent-categories size, session-categories size, recent-views size, context rows, hidden
-# size, then the encoder scalars; format 4 adds the number of applied-offset entries.
-_HEADER_V3 = struct.Struct("<BIqHBBBBBHHIqIqIqII")
-_HEADER = struct.Struct(_HEADER_V3.format + "B")
+_HEAD: Final = (
+    ("format", "B"),
+    ("model_tag", "I"),
+    ("updated_ms", "q"),  # wall-clock time of the last update
+    ("sequence_length", "H"),
+)
+_SHAPE: Final = (("context_rows", "H"), ("hidden_size", "H"))
+# The head of every format up to the last update: what state_updated_ms reads.
+_UPDATED_MS: Final = struct.Struct("<" + "".join(code for _, code in _HEAD[:3]))
+
+
+@dataclass(frozen=True)
+class _Format:
+    """What a format stores besides the network state and the sequence."""
+
+    encoder_fields: tuple[str, ...] | None  # None: every field the encoder state declares
+    applied: bool  # the offsets of the last input records applied (from format 4)
+
+
+# Formats still read, so that a user's history survives an upgrade. Format 3 came before
+# applied offsets. The encoder fields of an older format are frozen here by name (the layout
+# of a written format never changes); their types are the ones EncoderState declares, so a
+# stored field keeps its type for good.
+_OLDER_FORMATS: Final = {
+    3: _Format(
+        encoder_fields=(
+            "n_events",
+            "prev_ts",
+            "session",
+            "session_start",
+            "session_events",
+            "cart",
+            "recent_items",
+            "recent_categories",
+            "session_categories",
+            "first_ts",
+            "n_sessions",
+            "recent_views",
+            "session_repeat_views",
+        ),
+        applied=False,
+    ),
+}
+_FORMATS: Final = {**_OLDER_FORMATS, STATE_FORMAT: _Format(encoder_fields=None, applied=True)}
+
+
+class _Stored(NamedTuple):
+    """A list or dict of the encoder state, as a format stores it: an array of ``dtype``."""
+
+    name: str
+    dtype: np.dtype  # of an item, or of an entry: the key, then the value or its fields
+    write: Callable[[Any], bytes]
+    read: Callable[[bytes, int, int], Any]  # (raw, rows, offset) -> the list or dict
+
+
+class _Layout:
+    """One format's header and encoder part, for one encoder state type.
+
+    The header holds, in order: ``_HEAD``, the length of each stored list or dict, ``_SHAPE``,
+    each stored number, and the number of applied offsets when the format has them.
+    """
+
+    def __init__(self, state_type: type[EncoderState], form: _Format) -> None:
+        stored = {f.name: f.metadata[STORED] for f in fields(state_type) if STORED in f.metadata}
+        names = tuple(stored) if form.encoder_fields is None else form.encoder_fields
+        self.collections = tuple(_stored(n, stored[n]) for n in names if _is_rows(stored[n]))
+        self.number_names = tuple(n for n in names if not _is_rows(stored[n]))
+        self.get_collections = _getter(tuple(c.name for c in self.collections))
+        self.get_numbers = _getter(self.number_names)
+        self.writers = tuple(c.write for c in self.collections)
+        self.readers = tuple(c.read for c in self.collections)
+        self.itemsizes = tuple(c.dtype.itemsize for c in self.collections)
+        self.missing = frozenset(stored) - frozenset(names)
+        # Each __init__ argument of the state type, as an index into (*numbers, *collections):
+        # decoding builds the state in one call (a state missing fields is built by name).
+        self.init_names = (*self.number_names, *(c.name for c in self.collections))
+        self.init_order = () if self.missing else _init_order(state_type, self.init_names)
+        self.applied = form.applied
+        header = (
+            *_HEAD,
+            *((f"{c.name}_length", "B") for c in self.collections),
+            *_SHAPE,
+            *((n, stored[n]) for n in self.number_names),
+            *((("applied_length", "B"),) if form.applied else ()),
+        )
+        assert len({name for name, _ in header}) == len(header), "a field shadows another"
+        self.header = struct.Struct("<" + "".join(code for _, code in header))
+        # Where each part of the header is, in the tuple it unpacks to.
+        start = len(_HEAD)
+        self.lengths = slice(start, start + len(self.collections))
+        self.shape = slice(self.lengths.stop, self.lengths.stop + len(_SHAPE))
+        self.numbers = slice(self.shape.stop, self.shape.stop + len(self.number_names))
+
+
+def _init_order(state_type: type[EncoderState], names: tuple[str, ...]) -> tuple[int, ...]:
+    params = [f for f in fields(state_type) if f.init]
+    if sorted(f.name for f in params) != sorted(names) or any(f.kw_only for f in params):
+        raise TypeError(f"{state_type.__name__}'s __init__ must take its stored fields only")
+    return tuple(names.index(f.name) for f in params)
+
+
+def _is_rows(how: Any) -> bool:
+    return not isinstance(how, str)
+
+
+def _stored(name: str, how: Any) -> _Stored:
+    """How a list (of ``how`` items) or a dict (of ``how`` entries) is written and read."""
+    dtype = np.dtype(how)
+
+    def rows(raw: bytes, count: int, offset: int) -> Any:
+        return np.frombuffer(raw, dtype, count, offset).tolist()
+
+    if dtype.names is None:
+        return _Stored(
+            name,
+            dtype,
+            lambda items: np.asarray(items, dtype).tobytes(),
+            rows,
+        )
+    if len(dtype.names) == 2:  # key -> value
+        return _Stored(
+            name,
+            dtype,
+            lambda entries: np.array(list(entries.items()), dtype).tobytes(),
+            lambda raw, count, offset: dict(rows(raw, count, offset)),
+        )
+    if len(dtype.names) == 3:  # key -> (value, value), as the cart: unpacked for speed
+        return _Stored(
+            name,
+            dtype,
+            lambda entries: np.array([(k, a, b) for k, (a, b) in entries.items()], dtype).tobytes(),
+            lambda raw, count, offset: {k: (a, b) for k, a, b in rows(raw, count, offset)},
+        )
+    return _Stored(  # key -> (value fields)
+        name,
+        dtype,
+        lambda entries: np.array([(k, *v) for k, v in entries.items()], dtype).tobytes(),
+        lambda raw, count, offset: {r[0]: r[1:] for r in rows(raw, count, offset)},
+    )
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[EncoderState], tuple[Any, ...]]:
+    """The named fields of an encoder state as a tuple, at attrgetter's speed."""
+    if len(names) < 2:
+        return lambda state: tuple(getattr(state, name) for name in names)
+    return operator.attrgetter(*names)
+
+
+_LAYOUTS: Final[dict[tuple[type[EncoderState], int], _Layout]] = {}
+
+
+def _layout(state_type: type[EncoderState], state_format: int) -> _Layout:
+    """The layout of ``state_format`` for encoder states of ``state_type`` (built once)."""
+    layout = _LAYOUTS.get((state_type, state_format))
+    if layout is None:
+        layout = _LAYOUTS[state_type, state_format] = _Layout(state_type, _FORMATS[state_format])
+    return layout
 
 
 def encode_state(state: UserState) -> bytes:
     """Serialise a state to the compact table/changelog representation."""
     enc = state.encoder
-    cart = np.array(
-        [(item, qty, price) for item, (qty, price) in enc.cart.items()], dtype=CART_DTYPE
-    )
-    recent = np.asarray(enc.recent_items, dtype="<u4")
-    recent_categories = np.asarray(enc.recent_categories, dtype="<u4")
-    session_categories = np.array(list(enc.session_categories.items()), SESSION_CATEGORY_DTYPE)
-    recent_views = np.asarray(enc.recent_views, dtype="<u4")
+    layout = _layout(type(enc), STATE_FORMAT)
+    collections = layout.get_collections(enc)
     applied = np.array(list(state.applied.items()), APPLIED_DTYPE)
-    header = _HEADER.pack(
+    header = layout.header.pack(
         STATE_FORMAT,
         state.model_tag,
         state.updated_ms,
         state.length,
-        len(cart),
-        len(recent),
-        len(recent_categories),
-        len(session_categories),
-        len(recent_views),
+        *map(len, collections),  # a dict has one row per entry, a list one per item
         state.window.shape[0],
         state.h.shape[0],
-        enc.n_events,
-        enc.prev_ts,
-        enc.session,
-        enc.session_start,
-        enc.session_events,
-        enc.first_ts,
-        enc.n_sessions,
-        enc.session_repeat_views,
+        *layout.get_numbers(enc),
         len(applied),
     )
     return b"".join(
         (
             header,
-            cart.tobytes(),
-            recent.tobytes(),
-            recent_categories.tobytes(),
-            session_categories.tobytes(),
-            recent_views.tobytes(),
+            *map(operator.call, layout.writers, collections),
             applied.tobytes(),
             state.window.astype("<f4", copy=False).tobytes(),
             state.h.astype("<f4", copy=False).tobytes(),
@@ -77,73 +223,48 @@ def encode_state(state: UserState) -> bytes:
     )
 
 
-def decode_state(raw: bytes, n_features: int) -> UserState:
-    """Inverse of encode_state (and reader of format 3). ValueError on a foreign or truncated
-    value."""
-    if not raw or raw[0] not in _READABLE_FORMATS:
-        raise ValueError(f"not a user state of format {_READABLE_FORMATS}")
-    header = _HEADER if raw[0] == STATE_FORMAT else _HEADER_V3
-    if len(raw) < header.size:
+def decode_state(
+    raw: bytes, n_features: int, state_type: type[EncoderState] = EncoderState
+) -> UserState:
+    """Inverse of encode_state (and reader of the older formats), for encoder states of
+    ``state_type``. ValueError on a foreign or truncated value."""
+    if not raw or raw[0] not in _FORMATS:
+        raise ValueError(f"not a user state of format {tuple(_FORMATS)}")
+    layout = _layout(state_type, raw[0])
+    if len(raw) < layout.header.size:
         raise ValueError("user state is shorter than its header")
-    fields = header.unpack_from(raw)
-    n_applied = fields[19] if header is _HEADER else 0
-    (
-        _,
-        tag,
-        updated,
-        n_seq,
-        n_cart,
-        n_recent,
-        n_recent_categories,
-        n_session_categories,
-        n_recent_views,
-        context,
-        hidden,
-        n_events,
-        prev_ts,
-        session,
-        session_start,
-        session_events,
-        first_ts,
-        n_sessions,
-        session_repeat_views,
-    ) = fields[:19]
-    offset = header.size
-    cart = np.frombuffer(raw, CART_DTYPE, n_cart, offset)
-    offset += n_cart * CART_DTYPE.itemsize
-    recent = np.frombuffer(raw, "<u4", n_recent, offset)
-    offset += n_recent * 4
-    recent_categories = np.frombuffer(raw, "<u4", n_recent_categories, offset)
-    offset += n_recent_categories * 4
-    session_categories = np.frombuffer(raw, SESSION_CATEGORY_DTYPE, n_session_categories, offset)
-    offset += n_session_categories * SESSION_CATEGORY_DTYPE.itemsize
-    recent_views = np.frombuffer(raw, "<u4", n_recent_views, offset)
-    offset += n_recent_views * 4
-    applied = np.frombuffer(raw, APPLIED_DTYPE, n_applied, offset)
-    offset += n_applied * APPLIED_DTYPE.itemsize
+    header = layout.header.unpack_from(raw)
+    _, tag, updated_ms, sequence_length = header[: len(_HEAD)]
+    context, hidden = header[layout.shape]
+    offset = layout.header.size
+    lengths = header[layout.lengths]
+    # Where each stored list or dict starts, and the one after the last ends.
+    starts = list(accumulate(map(operator.mul, lengths, layout.itemsizes), initial=offset))
+    values = [
+        *header[layout.numbers],
+        *map(operator.call, layout.readers, repeat(raw), lengths, starts),
+    ]
+    offset = starts[-1]
+    if layout.missing:
+        enc = state_type(**dict(zip(layout.init_names, values, strict=True)))
+    else:
+        enc = state_type(*[values[i] for i in layout.init_order])
+    applied = np.frombuffer(raw, APPLIED_DTYPE, header[-1] if layout.applied else 0, offset)
+    offset += applied.nbytes
     window = np.frombuffer(raw, "<f4", context * n_features, offset).reshape(context, n_features)
-    offset += context * n_features * 4
+    offset += window.nbytes
     h = np.frombuffer(raw, "<f4", hidden, offset)
-    offset += hidden * 4
+    offset += h.nbytes
     c = np.frombuffer(raw, "<f4", hidden, offset)
-    offset += hidden * 4
-    sequence = raw[offset : offset + n_seq * SEQUENCE_RECORD.size]
-    if offset + n_seq * SEQUENCE_RECORD.size != len(raw):
+    offset += c.nbytes
+    end = offset + sequence_length * SEQUENCE_RECORD.size
+    if end != len(raw):
         raise ValueError("user state has trailing or missing bytes")
-    enc = EncoderState()
-    enc.n_events, enc.prev_ts, enc.session = n_events, prev_ts, session
-    enc.session_start, enc.session_events = session_start, session_events
-    enc.first_ts, enc.n_sessions = first_ts, n_sessions
-    enc.session_repeat_views = session_repeat_views
-    enc.cart = {int(i): (int(q), float(p)) for i, q, p in cart.tolist()}
-    enc.recent_items = recent.tolist()
-    enc.recent_categories = recent_categories.tolist()
-    enc.session_categories = {int(c): int(n) for c, n in session_categories.tolist()}
-    enc.recent_views = recent_views.tolist()
     applied_offsets = {int(source): int(at) for source, at in applied.tolist()}
-    return UserState(tag, updated, enc, window, h, c, sequence, applied_offsets)
+    tag = 0 if layout.missing else tag  # 0: rebuild the encoder's memory from the sequence
+    return UserState(tag, updated_ms, enc, window, h, c, raw[offset:end], applied_offsets)
 
 
 def state_updated_ms(raw: bytes) -> int:
     """Wall-clock time of a stored state's last update, read without decoding the rest."""
-    return int(_HEADER_V3.unpack_from(raw)[2])
+    return int(_UPDATED_MS.unpack_from(raw)[-1])
