@@ -1,12 +1,16 @@
 """One user's state, owned here: what the stream remembers about a shopper and how it changes.
 
 - ``records``: one event as the state keeps it (``EventRecord``) and the packed sequence.
-- ``encoder``: THE event -> feature encoder: its memory (``EncoderState``), the feature row
-  and one step. Training, evaluation and the stream all encode through it.
-- ``machine``: ``UserState`` (sequence, encoder and network state, applied offsets).
-- ``layout``: the versioned binary form of a ``UserState`` in the table and its changelog.
+- ``encoder``: THE event -> feature encoder: its memory (``EncoderState``), the named
+  feature row (``FeatureRow``), one step, and ``FeatureSpec``, all of it as one object.
+  Training, evaluation and the stream all encode through it.
+- ``state``: ``UserState``: sequence, encoder memory, network state, applied offsets.
+- ``layout``: a ``UserState`` as bytes in the table and its changelog (formats 3 and 4).
+- ``machine``: ``StateMachine``: a new state, a stored one, and what one event does to it
+  (append, start afresh after the TTL, rebuild from the sequence).
 
-The scorer runs the network over what this package gives it and over nothing else.
+Adding a feature touches ``encoder`` only (and a model trained on it). The scorer runs the
+network over what this package gives it and over nothing else.
 """
 
 from model.serving.user_state.encoder import (
@@ -35,10 +39,10 @@ from model.serving.user_state.layout import (
     state_updated_ms,
 )
 from model.serving.user_state.machine import (
-    MAX_APPLIED_SOURCES,
-    UserState,
-    model_tag,
-    source_id,
+    DEFAULT_USER_TTL_MS,
+    DEFAULT_WINDOW_SIZE,
+    Applied,
+    StateMachine,
 )
 from model.serving.user_state.records import (
     ADD_TO_CART,
@@ -54,9 +58,17 @@ from model.serving.user_state.records import (
     sequence_records,
     stable_hash,
 )
+from model.serving.user_state.state import (
+    MAX_APPLIED_SOURCES,
+    UserState,
+    model_tag,
+    source_id,
+)
 
 __all__ = [
     "ADD_TO_CART",
+    "DEFAULT_USER_TTL_MS",
+    "DEFAULT_WINDOW_SIZE",
     "ENCODER_VERSION",
     "FEATURES",
     "FEATURE_NAMES",
@@ -75,10 +87,12 @@ __all__ = [
     "STATE_FORMAT",
     "VIEW",
     "WISHLIST",
+    "Applied",
     "EncoderState",
     "EventRecord",
     "FeatureRow",
     "FeatureSpec",
+    "StateMachine",
     "UserState",
     "decode_state",
     "encode_events",

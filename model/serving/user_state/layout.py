@@ -22,14 +22,13 @@ import operator
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from itertools import accumulate, repeat
 from typing import Any, Final, NamedTuple
 
 import numpy as np
 
 from model.serving.user_state.encoder import STORED, EncoderState
-from model.serving.user_state.machine import UserState
 from model.serving.user_state.records import SEQUENCE_RECORD
+from model.serving.user_state.state import UserState
 
 STATE_FORMAT: Final = 4
 APPLIED_DTYPE: Final = np.dtype([("source", "<u4"), ("offset", "<i8")])
@@ -101,16 +100,16 @@ class _Layout:
         names = tuple(stored) if form.encoder_fields is None else form.encoder_fields
         self.collections = tuple(_stored(n, stored[n]) for n in names if _is_rows(stored[n]))
         self.number_names = tuple(n for n in names if not _is_rows(stored[n]))
-        self.get_collections = _getter(tuple(c.name for c in self.collections))
-        self.get_numbers = _getter(self.number_names)
+        self.get_collections = _picker(operator.attrgetter, tuple(c.name for c in self.collections))
+        self.get_numbers = _picker(operator.attrgetter, self.number_names)
         self.writers = tuple(c.write for c in self.collections)
         self.readers = tuple(c.read for c in self.collections)
         self.itemsizes = tuple(c.dtype.itemsize for c in self.collections)
         self.missing = frozenset(stored) - frozenset(names)
-        # Each __init__ argument of the state type, as an index into (*numbers, *collections):
-        # decoding builds the state in one call (a state missing fields is built by name).
+        # Decoding gathers (*numbers, *collections) and builds the state in one call, with
+        # init_args picking its __init__ arguments from them; or by name, when some miss.
         self.init_names = (*self.number_names, *(c.name for c in self.collections))
-        self.init_order = () if self.missing else _init_order(state_type, self.init_names)
+        self.init_args = None if self.missing else _init_args(state_type, self.init_names)
         self.applied = form.applied
         header = (
             *_HEAD,
@@ -128,11 +127,13 @@ class _Layout:
         self.numbers = slice(self.shape.stop, self.shape.stop + len(self.number_names))
 
 
-def _init_order(state_type: type[EncoderState], names: tuple[str, ...]) -> tuple[int, ...]:
+def _init_args(
+    state_type: type[EncoderState], names: tuple[str, ...]
+) -> Callable[[list[Any]], tuple[Any, ...]]:
     params = [f for f in fields(state_type) if f.init]
     if sorted(f.name for f in params) != sorted(names) or any(f.kw_only for f in params):
         raise TypeError(f"{state_type.__name__}'s __init__ must take its stored fields only")
-    return tuple(names.index(f.name) for f in params)
+    return _picker(operator.itemgetter, tuple(names.index(f.name) for f in params))
 
 
 def _is_rows(how: Any) -> bool:
@@ -140,46 +141,42 @@ def _is_rows(how: Any) -> bool:
 
 
 def _stored(name: str, how: Any) -> _Stored:
-    """How a list (of ``how`` items) or a dict (of ``how`` entries) is written and read."""
+    """How a list (of ``how`` items) or a dict (of ``how`` entries: the key, then the value
+    or the value's fields) is written and read. An empty one is no bytes, and no numpy."""
     dtype = np.dtype(how)
+    n_fields = 0 if dtype.names is None else len(dtype.names)  # 0: a list
 
-    def rows(raw: bytes, count: int, offset: int) -> Any:
-        return np.frombuffer(raw, dtype, count, offset).tolist()
+    def write(value: Any) -> bytes:
+        if not value:
+            return b""
+        if n_fields == 0:
+            return np.asarray(value, dtype).tobytes()
+        if n_fields == 2:
+            return np.array(list(value.items()), dtype).tobytes()
+        if n_fields == 3:  # the cart's shape, unpacked for speed
+            return np.array([(k, a, b) for k, (a, b) in value.items()], dtype).tobytes()
+        return np.array([(k, *v) for k, v in value.items()], dtype).tobytes()
 
-    if dtype.names is None:
-        return _Stored(
-            name,
-            dtype,
-            lambda items: np.asarray(items, dtype).tobytes(),
-            rows,
-        )
-    if len(dtype.names) == 2:  # key -> value
-        return _Stored(
-            name,
-            dtype,
-            lambda entries: np.array(list(entries.items()), dtype).tobytes(),
-            lambda raw, count, offset: dict(rows(raw, count, offset)),
-        )
-    if len(dtype.names) == 3:  # key -> (value, value), as the cart: unpacked for speed
-        return _Stored(
-            name,
-            dtype,
-            lambda entries: np.array([(k, a, b) for k, (a, b) in entries.items()], dtype).tobytes(),
-            lambda raw, count, offset: {k: (a, b) for k, a, b in rows(raw, count, offset)},
-        )
-    return _Stored(  # key -> (value fields)
-        name,
-        dtype,
-        lambda entries: np.array([(k, *v) for k, v in entries.items()], dtype).tobytes(),
-        lambda raw, count, offset: {r[0]: r[1:] for r in rows(raw, count, offset)},
-    )
+    def read(raw: bytes, count: int, offset: int) -> Any:
+        rows = np.frombuffer(raw, dtype, count, offset).tolist() if count else []
+        if n_fields == 0:
+            return rows
+        if n_fields == 2:
+            return dict(rows)
+        if n_fields == 3:
+            return {k: (a, b) for k, a, b in rows}
+        return {row[0]: row[1:] for row in rows}
+
+    return _Stored(name, dtype, write, read)
 
 
-def _getter(names: tuple[str, ...]) -> Callable[[EncoderState], tuple[Any, ...]]:
-    """The named fields of an encoder state as a tuple, at attrgetter's speed."""
-    if len(names) < 2:
-        return lambda state: tuple(getattr(state, name) for name in names)
-    return operator.attrgetter(*names)
+def _picker(
+    pick: Callable[..., Callable[[Any], Any]], keys: tuple[Any, ...]
+) -> Callable[[Any], tuple[Any, ...]]:
+    """``pick(*keys)`` (an attrgetter or itemgetter: one C call), always giving a tuple."""
+    if len(keys) < 2:
+        return lambda obj: tuple(pick(key)(obj) for key in keys)
+    return pick(*keys)
 
 
 _LAYOUTS: Final[dict[tuple[type[EncoderState], int], _Layout]] = {}
@@ -237,18 +234,16 @@ def decode_state(
     _, tag, updated_ms, sequence_length = header[: len(_HEAD)]
     context, hidden = header[layout.shape]
     offset = layout.header.size
-    lengths = header[layout.lengths]
-    # Where each stored list or dict starts, and the one after the last ends.
-    starts = list(accumulate(map(operator.mul, lengths, layout.itemsizes), initial=offset))
-    values = [
-        *header[layout.numbers],
-        *map(operator.call, layout.readers, repeat(raw), lengths, starts),
-    ]
-    offset = starts[-1]
-    if layout.missing:
+    values = list(header[layout.numbers])
+    for read, itemsize, count in zip(
+        layout.readers, layout.itemsizes, header[layout.lengths], strict=False
+    ):  # one length per reader by construction (strict=True would cost ~0.1 us a loop)
+        values.append(read(raw, count, offset))
+        offset += count * itemsize
+    if layout.init_args is None:
         enc = state_type(**dict(zip(layout.init_names, values, strict=True)))
     else:
-        enc = state_type(*[values[i] for i in layout.init_order])
+        enc = state_type(*layout.init_args(values))
     applied = np.frombuffer(raw, APPLIED_DTYPE, header[-1] if layout.applied else 0, offset)
     offset += applied.nbytes
     window = np.frombuffer(raw, "<f4", context * n_features, offset).reshape(context, n_features)

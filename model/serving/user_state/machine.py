@@ -1,78 +1,113 @@
-"""One user's state as the stream keeps it: rolling event sequence, encoder and network state.
+"""One user's state machine: a new state, a stored one, and the change one event makes.
 
-The stream keeps one of these per user in a changelog-backed table, as bytes (see
-``layout``).
+An event is appended to the user's rolling sequence and folded through the encoder, unless
+the state cannot simply continue: after a silence longer than the TTL the user starts
+afresh (only the applied offsets are kept), and when the state was written for another
+model or the event is older than the user's latest, the encoder's memory is rebuilt from
+the stored sequence with the event put in its place by event time. The network's part of
+the state (convolution context, h, c) is the scorer's to compute from the features given.
 """
 
-import zlib
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Final
+import bisect
+from collections.abc import Sequence
+from typing import Final, NamedTuple
 
 import numpy as np
 
-from model.serving.user_state.encoder import EncoderState
-from model.serving.user_state.records import SEQUENCE_DTYPE, SEQUENCE_RECORD, EventRecord
+from model.serving.user_state.encoder import FEATURES, FeatureSpec
+from model.serving.user_state.layout import decode_state
+from model.serving.user_state.records import EventRecord, records_to_sequence, sequence_records
+from model.serving.user_state.state import UserState
+from schemas.units import DAY_MS
 
-# Input partitions whose last applied offset a state remembers (3 topics need 3).
-MAX_APPLIED_SOURCES: Final = 16
-
-
-@lru_cache(maxsize=4096)
-def source_id(topic: str, partition: int) -> int:
-    """32-bit id of an input topic-partition, the key of a state's applied offsets."""
-    return zlib.crc32(f"{topic}:{partition}".encode())
+DEFAULT_WINDOW_SIZE: Final = 64  # events kept per user in the rolling sequence
+DEFAULT_USER_TTL_MS: Final = 7 * DAY_MS  # a user silent longer than this starts afresh
 
 
-def model_tag(model_version: str) -> int:
-    """32-bit tag of a model version stored in each state; a change forces a rebuild."""
-    return zlib.crc32(model_version.encode("utf-8"))
+class Applied(NamedTuple):
+    """What one event did to a user's state, and what the network has to run next."""
+
+    state: UserState  # to continue from: the state given, advanced, or a new one
+    # Feature rows to run from ``state``'s network state: the event's one row, or, when
+    # ``rebuilt``, every row of the rebuilt window ((T, F) float32), the event's last.
+    rows: list[Sequence[float]] | np.ndarray
+    rebuilt: bool  # the network state is zero and must be run over ``rows`` now
 
 
-@dataclass(slots=True)
-class UserState:
-    """Working copy of one user's state. Decode, update, encode, and assign back."""
+class StateMachine:
+    """Creates, loads and advances user states for one model (tag and network shape)."""
 
-    model_tag: int
-    updated_ms: int
-    encoder: EncoderState
-    window: np.ndarray  # (k-1, F) float32: last inputs of the causal convolution
-    h: np.ndarray  # (H,) float32
-    c: np.ndarray  # (H,) float32
-    sequence: bytes  # packed SEQUENCE_DTYPE records, oldest first, sorted by event time
-    # source_id(topic, partition) -> offset of the last input record applied from it: a
-    # redelivered record (offset <= this) is recognised and changes nothing.
-    applied: dict[int, int] = field(default_factory=dict)
+    def __init__(
+        self,
+        model_tag: int,
+        context: int,
+        hidden: int,
+        window_size: int = DEFAULT_WINDOW_SIZE,
+        ttl_ms: int = DEFAULT_USER_TTL_MS,
+        features: FeatureSpec = FEATURES,
+    ) -> None:
+        if window_size < 1:
+            raise ValueError("window_size must be >= 1")
+        self.tag = model_tag
+        self.context = context  # rows of the causal convolution's context (kernel size - 1)
+        self.hidden = hidden
+        self.window_size = window_size
+        self.ttl_ms = ttl_ms
+        self.features = features
 
     @property
-    def length(self) -> int:
-        """Events in the rolling sequence."""
-        return len(self.sequence) // SEQUENCE_RECORD.size
+    def n_features(self) -> int:
+        return self.features.n_features
 
-    @property
-    def last_ts(self) -> int:
-        if not self.sequence:
-            return 0
-        return int(
-            SEQUENCE_RECORD.unpack_from(self.sequence, len(self.sequence) - SEQUENCE_RECORD.size)[0]
+    def new(self, now_ms: int) -> UserState:
+        """A user's state before any event."""
+        return UserState(
+            model_tag=self.tag,
+            updated_ms=now_ms,
+            encoder=self.features.new_state(),
+            window=np.zeros((self.context, self.n_features), np.float32),
+            h=np.zeros(self.hidden, np.float32),
+            c=np.zeros(self.hidden, np.float32),
+            sequence=b"",
         )
 
-    def sequence_array(self) -> np.ndarray:
-        """The sequence as a structured array (read-only view)."""
-        return np.frombuffer(self.sequence, SEQUENCE_DTYPE)
+    def load(self, raw: bytes | None) -> UserState | None:
+        """Decode a stored state; None when absent or of an incompatible shape."""
+        if raw is None:
+            return None
+        try:
+            state = decode_state(raw, self.n_features, self.features.state_type)
+        except ValueError:
+            return None
+        if state.window.shape[0] != self.context or state.h.shape[0] != self.hidden:
+            # Stored by a model of another shape: keep the events, rebuild the state.
+            state.model_tag = 0
+        return state
 
-    def already_applied(self, source: int, offset: int) -> bool:
-        """Whether the input record at ``offset`` of ``source`` is already in this state."""
-        return offset <= self.applied.get(source, -1)
+    def apply(self, state: UserState, record: EventRecord, now_ms: int) -> Applied:
+        """Apply one event to ``state``: advanced in place, or replaced by a new state."""
+        if state.sequence and record.ts - state.last_ts > self.ttl_ms:
+            fresh = self.new(now_ms)
+            fresh.applied = state.applied
+            return self._append(fresh, record, now_ms)
+        if state.model_tag != self.tag or (state.sequence and record.ts < state.last_ts):
+            return self.rebuild(state, record, now_ms)
+        return self._append(state, record, now_ms)
 
-    def mark_applied(self, source: int, offset: int) -> None:
-        applied = self.applied
-        applied.pop(source, None)
-        applied[source] = offset  # most recently used last
-        if len(applied) > MAX_APPLIED_SOURCES:
-            del applied[next(iter(applied))]
+    def _append(self, state: UserState, record: EventRecord, now_ms: int) -> Applied:
+        state.updated_ms = now_ms
+        state.append(record, self.window_size)
+        return Applied(state, [self.features.step(state.encoder, record)], rebuilt=False)
 
-    def append(self, record: EventRecord, window_size: int) -> None:
-        """Add a record at the end, keeping the last ``window_size`` records."""
-        keep = window_size * SEQUENCE_RECORD.size
-        self.sequence = (self.sequence + SEQUENCE_RECORD.pack(*record))[-keep:]
+    def rebuild(self, state: UserState, record: EventRecord, now_ms: int) -> Applied:
+        """Place ``record`` by event time in the window and recompute the encoder from it."""
+        records = sequence_records(state.sequence)
+        position = bisect.bisect_right([r.ts for r in records], record.ts)
+        records.insert(position, record)
+        records = records[-self.window_size :]
+        rows, encoder, _ = self.features.fold(records)
+        rebuilt = self.new(now_ms)
+        rebuilt.encoder = encoder
+        rebuilt.sequence = records_to_sequence(records)
+        rebuilt.applied = state.applied
+        return Applied(rebuilt, rows, rebuilt=True)
