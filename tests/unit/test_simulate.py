@@ -28,9 +28,9 @@ from model.simulate.shopper import (
     state_index,
 )
 from schemas.events import event_from_object
+from schemas.units import DAY_MS
 from streams.cli import main
 
-DAY_MS = 86_400_000
 SMALL = SimulationConfig(n_users=300, days=3, seed=3)
 
 

@@ -10,8 +10,10 @@ from click.testing import CliRunner
 
 from model.evaluation.assessment import predict_network
 from model.network import PropensityNet
+from model.serving.config import DEFAULT_HORIZON_MS, ModelConfig
 from model.serving.export import load_model
 from model.serving.scorer import SequenceScorer, score_offline
+from model.serving.user_state import N_FEATURES
 from model.training.batches import make_batches, scatter_outputs
 from model.training.calibration import apply_platt, fit_platt
 from model.training.data import build_dataset, window_masks
@@ -23,6 +25,16 @@ from tests.unit.shop_data import MIN, shop_events, write_jsonl
 
 H = 30 * MIN
 QUICK = TrainConfig(seed=3, threads=1).quick()
+
+
+def test_train_fits_model_config_defaults_and_quick_a_smaller_network() -> None:
+    def shape(config: TrainConfig) -> tuple[int, int, int, float]:
+        return config.conv_channels, config.hidden_size, config.kernel_size, config.dropout
+
+    assert shape(TrainConfig()) == (64, 64, 3, 0.1)
+    assert shape(TrainConfig().quick()) == (32, 32, 3, 0.1)
+    default = ModelConfig(n_features=N_FEATURES)
+    assert TrainConfig().model_config(DEFAULT_HORIZON_MS) == default
 
 
 @pytest.fixture(scope="module")
