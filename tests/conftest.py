@@ -64,7 +64,7 @@ def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from model.network import PropensityNet
     from model.serving.config import ModelConfig
     from model.serving.export import save_model
-    from model.serving.features import N_FEATURES
+    from model.serving.user_state import N_FEATURES
 
     torch.manual_seed(1234)
     config = ModelConfig(n_features=N_FEATURES, hidden_size=16, conv_channels=16)

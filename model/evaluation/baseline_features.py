@@ -11,12 +11,11 @@ from typing import Final
 
 import numpy as np
 
-from model.serving.features import ADD_TO_CART, VIEW
+from model.serving.user_state import ADD_TO_CART, VIEW
 from model.training.data import Dataset, UserSequence
 from schemas.events import EVENT_TYPES
+from schemas.units import DAY_MS, HOUR_MS
 
-HOUR_MS: Final = 3_600_000
-DAY_MS: Final = 24 * HOUR_MS
 NEVER_S: Final = 1e7  # "no such earlier event": far beyond any horizon, in seconds
 
 BASELINE_FEATURE_NAMES: Final = (

@@ -17,7 +17,7 @@ from model.network import PropensityNet
 from model.serving.archive import Archive, canonical_entries, content_digest, declared_tensors
 from model.serving.config import HEADS, ModelConfig
 from model.serving.exceptions import ModelArtifactError
-from model.serving.features import EventRecord, encode_records, stable_hash
+from model.serving.user_state import EventRecord, encode_records, stable_hash
 from schemas.events import EVENT_TYPE_INDEX
 
 log = logging.getLogger(__name__)

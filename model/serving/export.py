@@ -51,7 +51,7 @@ from model.serving.artifact_checks import (
 )
 from model.serving.config import HEADS, ModelConfig
 from model.serving.exceptions import ModelArtifactError
-from model.serving.features import ENCODER_VERSION, N_FEATURES, feature_spec_hash
+from model.serving.user_state import ENCODER_VERSION, N_FEATURES, feature_spec_hash
 
 ARTIFACT_FORMAT = 2  # 2: meta.json records content_sha256
 

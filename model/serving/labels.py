@@ -1,15 +1,15 @@
 """Training targets per event: purchase within the horizon, and cart abandonment.
 
 An event's labels look only forward in the same user's time-ordered sequence; its features
-(from ``model.serving.features``) look only backward, so nothing about an event's future leaks into
-its inputs. Events whose horizon runs past the end of the data are masked, not negative.
+(from ``model.serving.user_state``) look only backward, so nothing about an event's future
+leaks into its inputs. Events whose horizon runs past the end of the data are masked, not negative.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from model.serving.features import PURCHASE
+from model.serving.user_state import PURCHASE
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 Shared by the streaming worker and the offline scorer, so both give the same numbers.
 """
 
-import bisect
 import math
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -12,19 +11,15 @@ import numpy as np
 import torch
 
 from model.serving.export import LoadedModel
-from model.serving.features import (
-    EncoderState,
-    EventRecord,
-    encode_records,
-    encode_step,
-    record_from_event,
-)
 from model.serving.user_state import (
+    DEFAULT_USER_TTL_MS,
+    DEFAULT_WINDOW_SIZE,
+    FEATURES,
+    FeatureSpec,
+    StateMachine,
     UserState,
-    decode_state,
     model_tag,
-    records_to_sequence,
-    sequence_records,
+    record_from_event,
 )
 from schemas.events import ShopEvent
 
@@ -43,86 +38,60 @@ Position = tuple[int, int]
 
 
 class SequenceScorer:
-    """Applies events to user states and scores them with a loaded TorchScript model."""
+    """Runs a loaded TorchScript model over what the user-state machine gives it, many users
+    at once; the states themselves (new, stored, advanced, rebuilt) are the machine's."""
 
-    def __init__(self, model: LoadedModel, window_size: int = 64, ttl_ms: int = 7 * 86_400_000):
-        if window_size < 1:
-            raise ValueError("window_size must be >= 1")
+    def __init__(
+        self,
+        model: LoadedModel,
+        window_size: int = DEFAULT_WINDOW_SIZE,
+        ttl_ms: int = DEFAULT_USER_TTL_MS,
+        features: FeatureSpec = FEATURES,
+    ):
         config = model.config
+        if config.n_features != features.n_features:
+            raise ValueError(
+                f"the model reads {config.n_features} features, the encoder gives "
+                f"{features.n_features}"
+            )
         self.module = model.module
         self.model_version = model.meta.model_version
-        self.tag = model_tag(self.model_version)
-        self.window_size = window_size
-        self.ttl_ms = ttl_ms
+        self.machine = StateMachine(
+            model_tag(self.model_version),
+            context=config.kernel_size - 1,
+            hidden=config.hidden_size,
+            window_size=window_size,
+            ttl_ms=ttl_ms,
+            features=features,
+        )
         self.n_features = config.n_features
-        self.context = config.kernel_size - 1
-        self.hidden = config.hidden_size
         self.rebuilds = 0
 
     def new_state(self, now_ms: int) -> UserState:
-        return UserState(
-            model_tag=self.tag,
-            updated_ms=now_ms,
-            encoder=EncoderState(),
-            window=np.zeros((self.context, self.n_features), np.float32),
-            h=np.zeros(self.hidden, np.float32),
-            c=np.zeros(self.hidden, np.float32),
-            sequence=b"",
-        )
+        return self.machine.new(now_ms)
 
     def load(self, raw: bytes | None) -> UserState | None:
         """Decode a stored state; None when absent or of an incompatible shape."""
-        if raw is None:
-            return None
-        try:
-            state = decode_state(raw, self.n_features)
-        except ValueError:
-            return None
-        if state.window.shape[0] != self.context or state.h.shape[0] != self.hidden:
-            # Stored by a model of another shape: keep the events, rebuild the state.
-            state.model_tag = 0
-        return state
+        return self.machine.load(raw)
 
-    def _rebuild(
-        self, state: UserState, record: EventRecord, now_ms: int
-    ) -> tuple[UserState, Score]:
-        """Place ``record`` by event time in the window and recompute everything from it."""
-        records = sequence_records(state.sequence)
-        position = bisect.bisect_right([r.ts for r in records], record.ts)
-        records.insert(position, record)
-        records = records[-self.window_size :]
-        features, encoder, _ = encode_records(records)
-        fresh = self.new_state(now_ms)
+    def _run_rebuilt(self, state: UserState, features: np.ndarray) -> Score:
+        """Run a rebuilt window (T, F) from its zero network state; the last event's score."""
         with torch.inference_mode():
             probs, window, h, c = self.module.run(
                 torch.from_numpy(features).unsqueeze(0),
-                torch.from_numpy(fresh.window).unsqueeze(0),
-                torch.from_numpy(fresh.h).unsqueeze(0),
-                torch.from_numpy(fresh.c).unsqueeze(0),
+                torch.from_numpy(state.window).unsqueeze(0),
+                torch.from_numpy(state.h).unsqueeze(0),
+                torch.from_numpy(state.c).unsqueeze(0),
             )
         self.rebuilds += 1
-        rebuilt = UserState(
-            model_tag=self.tag,
-            updated_ms=now_ms,
-            encoder=encoder,
-            window=window[0].numpy(),
-            h=h[0].numpy(),
-            c=c[0].numpy(),
-            sequence=records_to_sequence(records),
-            applied=state.applied,
-        )
+        state.window, state.h, state.c = window[0].numpy(), h[0].numpy(), c[0].numpy()
         if _non_finite_rows(window, h, c):
-            return rebuilt, _NON_FINITE
-        last = probs[0, -1].tolist()
-        return rebuilt, self._score(last, encoder.cart_items)
+            return _NON_FINITE
+        return self._score(probs[0, -1].tolist(), state.encoder.cart_items)
 
     @staticmethod
     def _score(probs: list[float], cart_items: int) -> Score:
         return Score(probs[0], probs[1] if cart_items > 0 else None, cart_items)
-
-    def _append(self, state: UserState, record: EventRecord) -> list[float]:
-        state.append(record, self.window_size)
-        return encode_step(state.encoder, record)
 
     def score(
         self,
@@ -165,33 +134,24 @@ class SequenceScorer:
         now_ms: int,
         scores: list[Score | None],
     ) -> "_Segment":
-        """Encode one user's events in order; rebuilds and TTL resets end a segment early."""
+        """Apply one user's events in order; a rebuild or a TTL reset ends a segment early."""
         state = states.get(user)
         segment = _Segment(state) if state is not None else _Segment(self.new_state(now_ms))
         for n, (i, event) in enumerate(zip(indices, user_events, strict=True)):
-            state = segment.state
-            if positions is not None and state.already_applied(*positions[n]):
+            if positions is not None and segment.state.already_applied(*positions[n]):
                 continue
-            record = record_from_event(event)
-            expired = state.sequence and record.ts - state.last_ts > self.ttl_ms
-            rebuild = state.model_tag != self.tag or (state.sequence and record.ts < state.last_ts)
-            if (expired or rebuild) and segment.rows:
-                self._run([segment], scores)  # score what is pending before the state changes
-                segment = _Segment(segment.state)
-            if expired:
-                fresh = self.new_state(now_ms)
-                fresh.applied = state.applied
-                segment = _Segment(fresh)
-                state = fresh
-                rebuild = state.model_tag != self.tag
-            if rebuild:
-                state, scores[i] = self._rebuild(state, record, now_ms)
-                segment = _Segment(state)
+            applied = self.machine.apply(segment.state, record_from_event(event), now_ms)
+            if applied.state is not segment.state:  # expired or rebuilt: a new state
+                if segment.rows:
+                    self._run([segment], scores)  # score what is pending on the old one
+                segment = _Segment(applied.state)
+            if applied.rebuilt:
+                scores[i] = self._run_rebuilt(applied.state, np.asarray(applied.rows))
             else:
-                state.updated_ms = now_ms
-                segment.add(i, self._append(state, record), state.encoder.cart_items)
+                (row,) = applied.rows
+                segment.add(i, row, applied.state.encoder.cart_items)
             if positions is not None:
-                state.mark_applied(*positions[n])
+                applied.state.mark_applied(*positions[n])
         states[user] = segment.state
         return segment
 
@@ -237,11 +197,11 @@ class _Segment:
 
     def __init__(self, state: UserState) -> None:
         self.state = state
-        self.rows: list[list[float]] = []
+        self.rows: list[Sequence[float]] = []
         self.indices: list[int] = []
         self.carts: list[int] = []
 
-    def add(self, index: int, row: list[float], cart_items: int) -> None:
+    def add(self, index: int, row: Sequence[float], cart_items: int) -> None:
         self.rows.append(row)
         self.indices.append(index)
         self.carts.append(cart_items)

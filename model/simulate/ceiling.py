@@ -35,7 +35,6 @@ from model.simulate.catalogue import Catalogue, Item
 from model.simulate.config import CHECKOUT_STEP_MS
 from model.simulate.oracle import PurchaseOracle
 from model.simulate.shopper import (
-    HOUR_MS,
     INITIAL_INTENT,
     N_CART,
     N_INTENT,
@@ -46,6 +45,7 @@ from model.simulate.shopper import (
     transitions,
 )
 from schemas.events import ShopEvent
+from schemas.units import HOUR_MS
 
 N_MODES: Final = 2 * N_INTENT  # j = active * N_INTENT + intent
 _INTENT_OF: Final = np.array([j % N_INTENT for j in range(N_MODES)])

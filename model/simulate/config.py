@@ -4,9 +4,9 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 from schemas.events import ShopEvent
+from schemas.units import DAY_MS
 
 DEFAULT_START_MS: Final = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday
-DAY_MS: Final = 86_400_000
 MIN_HORIZON_MS: Final = 60_000  # longer than any checkout's run of purchase events
 CHECKOUT_STEP_MS: Final = 1000  # the purchase events of one checkout, one second apart
 

@@ -22,13 +22,13 @@ from typing import Final
 import numpy as np
 
 from model.simulate.shopper import (
-    HOUR_MS,
     N_STATES,
     PURCHASE_KINDS,
     SEGMENTS,
     Segment,
     transitions,
 )
+from schemas.units import HOUR_MS
 
 ABSORBED: Final = N_STATES  # the extra state "has purchased"
 _SIZE: Final = N_STATES + 1

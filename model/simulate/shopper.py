@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, NamedTuple
 
-HOUR_MS: Final = 3_600_000
-DAY_MS: Final = 24 * HOUR_MS
+from schemas.units import DAY_MS, HOUR_MS
+
 N_INTENT: Final = 4  # 0 not shopping, 1 browsing, 2 comparing, 3 ready to buy
 MAX_CART: Final = 4
 N_CART: Final = MAX_CART + 1

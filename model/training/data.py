@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from model.importers.jsonl import CEILING_KEY, ORACLE_KEY, read_jsonl_with_extras
-from model.serving.features import EncoderState, EventRecord, encode_step, record_from_event
 from model.serving.labels import UserLabels, label_user
+from model.serving.user_state import EncoderState, EventRecord, encode_step, record_from_event
 from model.training.splits import TEST, TRAIN, TimeSplit, split_by_fractions
 from schemas.events import ShopEvent
 from schemas.exceptions import PropensityError
@@ -32,7 +32,7 @@ class UserSequence:
 
     user_id: str
     records: list[EventRecord]
-    features: np.ndarray  # (T, F) float32, from model.serving.features.encode_step
+    features: np.ndarray  # (T, F) float32, from model.serving.user_state.encode_step
     ts: np.ndarray  # (T,) int64 epoch ms
     event_types: np.ndarray  # (T,) int8, index into EVENT_TYPES
     cart_items: np.ndarray  # (T,) int32, encoder cart size after the event

@@ -11,8 +11,17 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from torch import nn
 
 from model.network import PropensityNet
-from model.serving.config import HEADS, ModelConfig
-from model.serving.features import N_FEATURES
+from model.serving.config import (
+    DEFAULT_CONV_CHANNELS,
+    DEFAULT_DROPOUT,
+    DEFAULT_HIDDEN_SIZE,
+    DEFAULT_KERNEL_SIZE,
+    HEADS,
+    QUICK_CONV_CHANNELS,
+    QUICK_HIDDEN_SIZE,
+    ModelConfig,
+)
+from model.serving.user_state import N_FEATURES
 from model.training.batches import Batch, make_batches, scatter_outputs
 from model.training.calibration import apply_platt, fit_platt
 from model.training.data import Dataset, window_masks
@@ -31,10 +40,10 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 1e-5
-    conv_channels: int = 64
-    kernel_size: int = 3
-    hidden_size: int = 64
-    dropout: float = 0.1
+    conv_channels: int = DEFAULT_CONV_CHANNELS
+    kernel_size: int = DEFAULT_KERNEL_SIZE
+    hidden_size: int = DEFAULT_HIDDEN_SIZE
+    dropout: float = DEFAULT_DROPOUT
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     val_start_ms: int | None = None
@@ -49,8 +58,8 @@ class TrainConfig:
             patience=3,
             min_epochs=5,
             batch_size=16,
-            hidden_size=32,
-            conv_channels=32,
+            hidden_size=QUICK_HIDDEN_SIZE,
+            conv_channels=QUICK_CONV_CHANNELS,
         )
 
     def model_config(self, horizon_ms: int) -> ModelConfig:

@@ -24,11 +24,10 @@ from model.importers import FORMATS, ImportReport, UnreadableInput, import_event
 from model.simulate import SimulatedEvent, SimulationConfig, simulate, write_jsonl
 from model.simulate.config import DEFAULT_START_MS
 from schemas.events import ShopEvent
+from schemas.units import HOUR_MS
 from streams.cli.options import build_settings, kafka_options, one_line_errors
 from streams.harness.producer import live_events, record_for_event, send_records
 from streams.worker.admin import ensure_topics, service_topics
-
-_HOUR_MS = 3_600_000
 
 
 def _when(ms: int | None) -> str:
@@ -121,12 +120,12 @@ def _with_progress(
     events: Iterable[SimulatedEvent], bar: Progress, config: SimulationConfig
 ) -> Iterator[SimulatedEvent]:
     """Advance a bar in simulated hours as the (time-ordered) events go by."""
-    task = bar.add_task("simulating", total=(config.end_ms - config.start_ms) / _HOUR_MS)
+    task = bar.add_task("simulating", total=(config.end_ms - config.start_ms) / HOUR_MS)
     for n, item in enumerate(events):
         if n % 4096 == 0:
-            bar.update(task, completed=(item.event.ts - config.start_ms) / _HOUR_MS)
+            bar.update(task, completed=(item.event.ts - config.start_ms) / HOUR_MS)
         yield item
-    bar.update(task, completed=(config.end_ms - config.start_ms) / _HOUR_MS)
+    bar.update(task, completed=(config.end_ms - config.start_ms) / HOUR_MS)
 
 
 class _Tally:
@@ -228,7 +227,7 @@ def simulate_command(
         days=days,
         start_ms=int(moment.timestamp() * 1000),
         seed=seed,
-        horizon_ms=round(horizon_hours * _HOUR_MS),
+        horizon_ms=round(horizon_hours * HOUR_MS),
         with_oracle=not (no_oracle or to_kafka),
     )
     if to_kafka:

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from model.serving.user_state import DEFAULT_USER_TTL_MS, DEFAULT_WINDOW_SIZE
 from schemas.events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_FUTURE_MS
+from schemas.units import SECOND_MS
 
 ENV_PREFIX = "PROPENSITY_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -85,8 +87,12 @@ class Settings:
         "Content digest (SHA-256, printed by `propensity train`) the model must have;"
         " empty: not pinned.",
     )
-    window_size: int = _setting(64, "Events kept per user in the rolling sequence table.")
-    user_ttl_seconds: int = _setting(7 * 86_400, "Users idle longer than this are forgotten.")
+    window_size: int = _setting(
+        DEFAULT_WINDOW_SIZE, "Events kept per user in the rolling sequence table."
+    )
+    user_ttl_seconds: int = _setting(
+        DEFAULT_USER_TTL_MS // SECOND_MS, "Users idle longer than this are forgotten."
+    )
     max_event_bytes: int = _setting(
         DEFAULT_MAX_EVENT_BYTES, "Input messages larger than this go to the DLQ."
     )

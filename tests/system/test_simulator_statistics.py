@@ -7,14 +7,13 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from model.serving.features import encode_events
+from model.serving.user_state import encode_events
 from model.simulate import (
     SimulatedEvent,
     SimulationConfig,
     simulate,
     simulate_n_events,
 )
-from model.simulate.config import DAY_MS
 from model.simulate.oracle import PurchaseOracle
 from model.simulate.shopper import (
     SEGMENTS,
@@ -22,6 +21,7 @@ from model.simulate.shopper import (
     purchases_within,
     state_index,
 )
+from schemas.units import DAY_MS
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,26 @@
-"""The shared encoder: causality, cart tracking and a stable spec hash."""
+"""The shared encoder: causality, cart tracking, named features and a stable spec hash."""
 
+import ast
+import inspect
+import textwrap
 from typing import TypedDict, Unpack
 
 import numpy as np
 
-from model.serving.features import (
+from model.serving.user_state import (
     FEATURE_NAMES,
     MAX_RECENT_CATEGORIES,
     MAX_SESSION_CATEGORIES,
     N_FEATURES,
     EncoderState,
+    FeatureRow,
     encode_events,
     encode_step,
     feature_spec_hash,
     record_from_event,
     stable_hash,
 )
-from schemas.events import ShopEvent
+from schemas.events import EVENT_TYPES, ShopEvent
 
 T0 = 1_570_000_000_000
 
@@ -181,3 +185,20 @@ def test_recent_views_keep_the_last_six_distinct_viewed_items() -> None:
         encode_step(state, record_from_event(ev("view", item, i)))
     encode_step(state, record_from_event(ev("wishlist", "z", 20)))  # not a view
     assert state.recent_views == [stable_hash(x) for x in "cdefgh"]
+
+
+def test_encode_step_returns_locals_named_like_the_feature_row_in_its_order() -> None:
+    """The row is a list (fast for numpy); its names are FeatureRow's, so a value cannot sit
+    under another feature's name."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(encode_step)))
+    (returned,) = [node.value for node in ast.walk(tree) if isinstance(node, ast.Return)]
+    assert isinstance(returned, ast.List)
+    assert tuple(getattr(e, "id", None) for e in returned.elts) == FEATURE_NAMES
+
+
+def test_every_feature_has_a_line_in_the_table() -> None:
+    table = FeatureRow.__doc__ or ""
+    assert "is_<event type>, 5 columns" in table and len(EVENT_TYPES) == 5
+    missing = [n for n in FEATURE_NAMES[len(EVENT_TYPES) :] if f"    {n} " not in table]
+    assert [n for n in missing if n not in ("hour_sin", "hour_cos")] == []
+    assert "    hour_sin, hour_cos " in table

@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 
 from model.importers.jsonl import CONTRACT_KEYS
 from model.serving.export import load_model
-from model.serving.features import encode_records, record_from_event
 from model.serving.scorer import SequenceScorer
-from model.serving.user_state import SEQUENCE_RECORD
+from model.serving.user_state import SEQUENCE_RECORD, encode_records, record_from_event
 from schemas.events import REASONS, ShopEvent, decode_event
 from schemas.exceptions import InvalidEvent
 from streams.worker.scoring_step import InputRecord, StepConfig, decode_record, score_batch

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model.serving.features import ADD_TO_CART, PURCHASE, VIEW
 from model.serving.labels import label_user, next_purchase_ts
+from model.serving.user_state import ADD_TO_CART, PURCHASE, VIEW
 from model.training.data import build_dataset
 from schemas.events import ShopEvent
 

@@ -23,7 +23,7 @@ from model.serving.archive import content_digest, read_archive
 from model.serving.config import ModelConfig
 from model.serving.exceptions import ModelArtifactError
 from model.serving.export import META_FILE, load_model, save_model
-from model.serving.features import N_FEATURES
+from model.serving.user_state import N_FEATURES
 
 
 def tiny() -> ModelConfig:

@@ -11,7 +11,7 @@ from model.network import PropensityNet
 from model.serving.config import HEADS, ModelConfig
 from model.serving.exceptions import ModelArtifactError
 from model.serving.export import META_FILE, load_model, save_model
-from model.serving.features import N_FEATURES
+from model.serving.user_state import N_FEATURES
 
 
 def small() -> ModelConfig:

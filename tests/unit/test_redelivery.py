@@ -176,10 +176,12 @@ def test_a_non_finite_score_is_a_dead_letter_and_the_state_is_kept(
 
 def format3(raw: bytes) -> bytes:
     """A format-4 state with no applied offsets, written as format 3 would have been."""
-    from model.serving.user_state import _HEADER, _HEADER_V3
+    from model.serving.user_state import EncoderState
+    from model.serving.user_state.layout import _layout
 
-    assert raw[_HEADER.size - 1] == 0
-    return bytes([3]) + raw[1 : _HEADER_V3.size] + raw[_HEADER.size :]
+    v3, v4 = (_layout(EncoderState, n).header.size for n in (3, 4))
+    assert raw[v4 - 1] == 0
+    return bytes([3]) + raw[1:v3] + raw[v4:]
 
 
 def test_format_3_states_are_read_with_their_history(scorer: SequenceScorer) -> None:

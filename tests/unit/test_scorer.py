@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from model.serving.export import LoadedModel, load_model
-from model.serving.features import encode_events
 from model.serving.scorer import SequenceScorer, score_offline
-from model.serving.user_state import UserState, decode_state, encode_state
+from model.serving.user_state import UserState, decode_state, encode_events, encode_state
 from schemas.events import EVENT_TYPES, ShopEvent
 
 T0 = 1_700_000_000_000

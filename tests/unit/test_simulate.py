@@ -15,7 +15,6 @@ from model.simulate import (
     simulate,
     write_jsonl,
 )
-from model.simulate.config import DAY_MS
 from model.simulate.oracle import PurchaseOracle
 from model.simulate.shopper import (
     MAX_CART,
@@ -23,6 +22,7 @@ from model.simulate.shopper import (
     state_index,
 )
 from schemas.events import event_from_object
+from schemas.units import DAY_MS
 from streams.cli import main
 
 SMALL = SimulationConfig(n_users=300, days=3, seed=3)

@@ -14,7 +14,7 @@ class FakeFaustTable:
 def state_bytes(updated_ms: int) -> bytes:
     import numpy as np
 
-    from model.serving.features import EncoderState
+    from model.serving.user_state import EncoderState
 
     state = UserState(
         1,

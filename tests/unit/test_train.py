@@ -5,11 +5,23 @@ import pytest
 import torch
 
 from model.network import PropensityNet
+from model.serving.config import DEFAULT_HORIZON_MS, ModelConfig
+from model.serving.user_state import N_FEATURES
 from model.training.batches import make_batches, scatter_outputs
 from model.training.calibration import apply_platt, fit_platt
 from model.training.data import build_dataset
-from model.training.fitting import masked_bce
+from model.training.fitting import TrainConfig, masked_bce
 from tests.shop_data import HORIZON_MS, QUICK_TRAINING, shop_events
+
+
+def test_train_fits_model_config_defaults_and_quick_a_smaller_network() -> None:
+    def shape(config: TrainConfig) -> tuple[int, int, int, float]:
+        return config.conv_channels, config.hidden_size, config.kernel_size, config.dropout
+
+    assert shape(TrainConfig()) == (64, 64, 3, 0.1)
+    assert shape(TrainConfig().quick()) == (32, 32, 3, 0.1)
+    default = ModelConfig(n_features=N_FEATURES)
+    assert TrainConfig().model_config(DEFAULT_HORIZON_MS) == default
 
 
 def test_masked_positions_do_not_change_the_loss() -> None:
