@@ -24,6 +24,7 @@ import io
 import json
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -195,10 +196,14 @@ def _read(path: Path) -> Archive:
     return read_archive(path, raw)
 
 
+# torch.jit.load carries no annotations; what it returns is a ScriptModule.
+_load_script_module: Callable[..., torch.jit.ScriptModule] = torch.jit.load
+
+
 def _jit_load(archive: Archive) -> torch.jit.ScriptModule:
     try:
         # From the bytes already checked, not the path: the file may change in between.
-        module = torch.jit.load(io.BytesIO(archive.raw), map_location="cpu")
+        module = _load_script_module(io.BytesIO(archive.raw), map_location="cpu")
     except Exception as exc:  # torch raises RuntimeError subclasses with multi-line text
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise archive.error(f"cannot be loaded: {first_line}") from None

@@ -5,7 +5,7 @@ Shared by the streaming worker and the offline scorer, so both give the same num
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -37,6 +37,14 @@ class Score(NamedTuple):
 Position = tuple[int, int]
 
 
+class SequenceNetwork(Protocol):
+    """What the scorer runs: the exported network's ``run`` (or a test's stand-in)."""
+
+    def run(
+        self, x: torch.Tensor, window: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
 class SequenceScorer:
     """Runs a loaded TorchScript model over what the user-state machine gives it, many users
     at once; the states themselves (new, stored, advanced, rebuilt) are the machine's."""
@@ -54,7 +62,7 @@ class SequenceScorer:
                 f"the model reads {config.n_features} features, the encoder gives "
                 f"{features.n_features}"
             )
-        self.module = model.module
+        self.module: SequenceNetwork = model.module
         self.model_version = model.meta.model_version
         self.machine = StateMachine(
             model_tag(self.model_version),

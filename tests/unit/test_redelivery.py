@@ -149,7 +149,7 @@ def test_a_non_finite_score_is_a_dead_letter_and_the_state_is_kept(
     model = load_model(untrained_model)
     clean_scorer = SequenceScorer(model)
     poisoned_scorer = SequenceScorer(model)
-    poisoned_scorer.module = PoisonOnHighPrice(model.module, scores_too)  # type: ignore[assignment]
+    poisoned_scorer.module = PoisonOnHighPrice(model.module, scores_too)
     records = stream(300, 6, seed=3)
     poisoned = Table(poisoned_scorer)
     results = [poisoned.run(records[s : s + 30]) for s in range(0, 300, 30)]

@@ -131,7 +131,7 @@ async def test_a_scoring_fault_calls_the_fatal_handler_and_publishes_nothing(
         publisher=publisher,
         on_fatal=faults.append,
     )
-    handler.scorer.module = BrokenNetwork()  # type: ignore[assignment]
+    handler.scorer.module = BrokenNetwork()
     agent = runtime.app.agents["score_events"]
     async with agent.test_context() as ctx:
         await ctx.put(key=b"u1", value=event("u1", "view", 0))
