@@ -72,6 +72,7 @@ class ChaosReport:
     missing: list[str] = field(default_factory=list)
     changed: int = 0  # outputs whose scores differ from the clean run's by more than 1e-6
     changed_users: int = 0
+    first_changed: dict[int, int] = field(default_factory=dict)  # partition -> lowest offset
     max_abs_delta: float = 0.0
     ready_seconds: list[float] = field(default_factory=list)  # process start -> ready
     users: int = 0  # distinct users in the input
@@ -88,6 +89,7 @@ class ChaosReport:
             f"no propensity when the drill stopped waiting: {len(self.missing)}",
             f"scores differing from a clean run by > 1e-6: {self.changed:,} "
             f"({self.changed_users} users), max |delta| {self.max_abs_delta:.2g}",
+            f"first changed input offset per partition: {dict(sorted(self.first_changed.items()))}",
             f"start -> ready per worker (s): {ready}",
             f"users {self.users:,}; propensity_active_users per worker at the end: "
             f"{self.active_users}",
@@ -193,6 +195,9 @@ def compare(
         if delta > 1e-6:
             report.changed += 1
             users.add(body["user_id"])
+            partition, offset = position[event_id]
+            first = report.first_changed.get(partition, offset)
+            report.first_changed[partition] = min(first, offset)
     report.changed_users = len(users)
     report.missing = sorted(set(position) - seen)
 

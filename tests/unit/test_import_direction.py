@@ -13,31 +13,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("schemas", "model", "streams")
 
 # Layer → the layers its modules may import (a layer may always import itself).
+_TRAINING = {"schemas", "model.serving", "model.importers", "model.simulate"}
+_MODEL = {*_TRAINING, "model.training", "model.evaluation"}
 ALLOWED: dict[str, set[str]] = {
     "schemas": set(),
     "model.serving": {"schemas"},
     "model.importers": {"schemas"},
     "model.simulate": {"schemas", "model.importers"},
-    "model.training": {"schemas", "model.serving", "model.importers", "model.simulate"},
-    "model.evaluation": {
-        "schemas",
-        "model.serving",
-        "model.importers",
-        "model.simulate",
-        "model.training",
-    },
+    "model.training": _TRAINING,
+    "model.evaluation": {*_TRAINING, "model.training"},
     "streams.worker": {"schemas", "model.serving"},
     "streams.harness": {"schemas", "model.serving", "model.simulate", "streams.worker"},
-    "streams.cli": {
-        "schemas",
-        "model.serving",
-        "model.importers",
-        "model.simulate",
-        "model.training",
-        "model.evaluation",
-        "streams.worker",
-        "streams.harness",
-    },
+    "streams.cli": {*_MODEL, "streams.worker", "streams.harness"},
 }
 # Modules that sit at a package's top but belong to a layer.
 LAYER_OF_MODULE = {"model.network": "model.serving"}
