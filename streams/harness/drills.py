@@ -260,8 +260,26 @@ def run_chaos(settings: Settings, plan: ChaosPlan, workdir: Path) -> ChaosReport
     finally:
         for w in running:
             report.exit_codes.append(w.stop())
+    save_jsonl(workdir / "inputs.jsonl", inputs)
+    save_jsonl(workdir / "outputs.jsonl", outputs)
     compare(report, inputs, outputs, dead, clean_scores(settings, inputs))
     return report
+
+
+def save_jsonl(path: Path, records: list[ConsumedRecord]) -> None:
+    """The drill's records as JSON lines (partition, offset, event id, scores) for diagnosis."""
+    with path.open("wb") as out:
+        for m in records:
+            body = orjson.loads(m.value)
+            line: dict[str, Any] = {
+                "partition": m.partition,
+                "offset": m.offset,
+                "event_id": body.get("event_id"),
+                "user_id": body.get("user_id"),
+            }
+            if "scores" in body:
+                line["scores"] = _scores_of(body)
+            out.write(orjson.dumps(line) + b"\n")
 
 
 def _covering(ids: set[str]) -> Callable[[list[ConsumedRecord]], bool]:

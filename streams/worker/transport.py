@@ -179,6 +179,22 @@ class BundlingConsumer(faust_aiokafka.Consumer):
         with ack_lock:
             acked = bool(super().ack(message))
             if acked and isinstance(bundle, RecordBundle):
+                app = self.app
+                if (
+                    message.generation_id != app.consumer_generation_id
+                    or not app.flow_control.is_active()
+                ):
+                    log.warning(
+                        "acking a bundle the stream may have skipped: %s %d-%d (generation %s, "
+                        "now %s, flow %s, committed %s)",
+                        message.tp,
+                        bundle.first_offset,
+                        bundle.last_offset,
+                        message.generation_id,
+                        app.consumer_generation_id,
+                        app.flow_control.is_active(),
+                        self._committed_offset[message.tp],
+                    )
                 tp = message.tp
                 committed = self._committed_offset[tp]
                 index = self._acked_index[tp]
@@ -188,6 +204,30 @@ class BundlingConsumer(faust_aiokafka.Consumer):
                         index.add(offset)
                         acked_for_tp.append(offset)
             return acked
+
+    async def _commit_offsets(
+        self, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        committed = await super()._commit_offsets(offsets, start_new_transaction)
+        inputs = {tp: o for tp, o in offsets.items() if not self._is_changelog_tp(tp)}
+        if inputs:
+            log.info(
+                "commit %s: %s",
+                "done" if committed else "not done",
+                ", ".join(f"{tp.topic}:{tp.partition}@{o}" for tp, o in sorted(inputs.items())),
+            )
+        return bool(committed)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        log.info(
+            "seek to committed: %s",
+            ", ".join(
+                f"{tp.topic}:{tp.partition}@{o}"
+                for tp, o in sorted(self._committed_offset.items())
+                if not self._is_changelog_tp(tp)
+            ),
+        )
 
 
 class Transport(faust_aiokafka.Transport):

@@ -2,6 +2,7 @@
 publishes its outputs, then stores its states."""
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,8 @@ from streams.worker.publisher import Publisher
 from streams.worker.scoring_step import BatchResult, InputRecord, StepConfig, score_batch
 from streams.worker.settings import Settings
 from streams.worker.transport import RecordBundle
+
+log = logging.getLogger(__name__)
 
 # Events scored between two yields to the event loop: keeps each blocking slice short.
 SLICE_SIZE = 128
@@ -39,6 +42,21 @@ def input_records(event: EventT[Any], consumed_at: float) -> list[InputRecord]:
     return [
         InputRecord(m.topic, m.partition, m.offset, m.key, m.value, _ms(m.timestamp), consumed_at)
     ]
+
+
+def describe_batch(events: Sequence[EventT[Any]], generation: int) -> str:
+    """One line per batch for the log: each bundle's partition and offsets."""
+    parts = []
+    for e in events:
+        m = e.message
+        bundle = e.value
+        if isinstance(bundle, RecordBundle):
+            span = f"{bundle.first_offset}-{bundle.last_offset}"
+        else:
+            span = str(m.offset)
+        stale = "" if m.generation_id == generation else f" (generation {m.generation_id})"
+        parts.append(f"{m.topic}:{m.partition}@{span}{stale}")
+    return f"generation {generation}: " + ", ".join(parts)
 
 
 class BatchHandler:
@@ -127,11 +145,27 @@ def register(
         async for events in stream.take_events(MAX_BUNDLES, within=within):
             consumed_at = time.time()
             records = [r for e in events for r in input_records(e, consumed_at)]
+            scored = redelivered = dead = 0
             try:
                 for start in range(0, len(records), SLICE_SIZE):
-                    handler.handle(records[start : start + SLICE_SIZE])
+                    result = handler.handle(records[start : start + SLICE_SIZE])
+                    scored += len(result.scored)
+                    redelivered += len(result.redelivered)
+                    dead += len(result.dead_letters)
                     await asyncio.sleep(0)
                 await handler.publish()  # take_events acks this batch only after we return here
+                # INFO only for what is rare and worth reading after a fault: redeliveries,
+                # dead letters; every batch at DEBUG.
+                level = logging.INFO if redelivered or dead else logging.DEBUG
+                if log.isEnabledFor(level):
+                    log.log(
+                        level,
+                        "batch %s: %d scored, %d redelivered, %d dead",
+                        describe_batch(events, runtime.app.consumer_generation_id),
+                        scored,
+                        redelivered,
+                        dead,
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the input's faults are dead letters: this is ours
