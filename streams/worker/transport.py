@@ -153,14 +153,65 @@ class BundlingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             await consumer.stop()
 
 
+class HeldBack:
+    """First offsets of input fetched while the app was rebalancing, per partition.
+
+    Faust ends a rebalance (tables.recovery: ``on_recovery_completed``, ``_resume_streams``)
+    by resuming the input partitions, seeking them to their committed offsets, then resuming
+    flow control, which clears every stream's queue. Input fetched in between reaches the
+    agent's queue and is dropped there unacked, while the consumer's position has moved past
+    it; a later run fetched before the seek but queued after the clear was then scored ahead
+    of it, and once the seek re-read the dropped records, the users' states (applied offsets
+    past them) took them for redeliveries: no propensity, and later scores from a state
+    lacking them. So no input passes to streams during a rebalance; once it is over, each
+    held partition is sought back to where the held input began (or its committed offset, if
+    lower) before any of its records pass.
+    """
+
+    def __init__(self) -> None:
+        self._first: dict[TP, int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._first)
+
+    def hold(self, tp: TP, first_offset: int) -> None:
+        self._first[tp] = min(self._first.get(tp, first_offset), first_offset)
+
+    def release(self, committed: Mapping[TP, int | None]) -> dict[TP, int]:
+        """Where each held partition must be read again from; forgets them all."""
+        rewind: dict[TP, int] = {}
+        for tp, first in self._first.items():
+            offset = committed.get(tp)
+            rewind[tp] = first if offset is None else min(first, offset)
+        self._first.clear()
+        return rewind
+
+
 class BundlingConsumer(faust_aiokafka.Consumer):
     """aiokafka-backed Faust consumer that hands each fetched run of a partition as a bundle."""
+
+    _held: HeldBack | None = None
 
     def _new_consumer_thread(self) -> BundlingConsumerThread:
         return BundlingConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _getmany(self, active_partitions: Any, timeout: float) -> Mapping[TP, list[Any]]:
-        records = await super()._getmany(active_partitions, timeout)
+        records = dict(await super()._getmany(active_partitions, timeout))
+        if self._held is None:
+            self._held = HeldBack()
+        held = self._held
+        if self.app.rebalancing:
+            for tp, batch in list(records.items()):
+                if batch and not self._is_changelog_tp(tp):
+                    held.hold(tp, batch[0].offset)  # re-read once the rebalance is over
+                    del records[tp]
+        elif held:
+            assigned = self.assignment()
+            for tp, offset in held.release(self._committed_offset).items():
+                records.pop(tp, None)  # fetched from past the held input: read again
+                if tp in assigned:
+                    log.info("re-reading %s from %d: input fetched while rebalancing", tp, offset)
+                    await self.seek(tp, offset)
         bundled: dict[TP, list[Any]] = {}
         for tp, batch in records.items():
             if not batch:
