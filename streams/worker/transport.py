@@ -261,8 +261,12 @@ class BundlingConsumer(faust_aiokafka.Consumer):
     ) -> bool:
         committed = await super()._commit_offsets(offsets, start_new_transaction)
         inputs = {tp: o for tp, o in offsets.items() if not self._is_changelog_tp(tp)}
-        if inputs:
-            log.info(
+        # A commit every commit interval: DEBUG, or the log is mostly commits. A failed one is
+        # worth a line at any level.
+        level = logging.DEBUG if committed else logging.WARNING
+        if inputs and log.isEnabledFor(level):
+            log.log(
+                level,
                 "commit %s: %s",
                 "done" if committed else "not done",
                 ", ".join(f"{tp.topic}:{tp.partition}@{o}" for tp, o in sorted(inputs.items())),
