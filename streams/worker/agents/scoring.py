@@ -154,9 +154,10 @@ def register(
                     dead += len(result.dead_letters)
                     await asyncio.sleep(0)
                 await handler.publish()  # take_events acks this batch only after we return here
-                # INFO only for what is rare and worth reading after a fault: redeliveries,
-                # dead letters; every batch at DEBUG.
-                level = logging.INFO if redelivered or dead else logging.DEBUG
+                # INFO only for what is rare and worth reading after a fault: redeliveries.
+                # Every batch at DEBUG; dead letters have their topic and counters, and a
+                # producer gone wrong would otherwise put a line per batch in the log.
+                level = logging.INFO if redelivered else logging.DEBUG
                 if log.isEnabledFor(level):
                     log.log(
                         level,
