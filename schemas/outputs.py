@@ -1,4 +1,5 @@
-"""Output messages: the propensity event and the dead-letter record's headers."""
+"""Output messages: the propensity event, the outcome record and the dead-letter record's
+headers."""
 
 from typing import Any, Final
 
@@ -42,6 +43,43 @@ def propensity_event(
         "event_ts": event_ts,
         "input_ts": input_ts,
         "scored_at": scored_at,
+    }
+
+
+# How an outcome was decided: the user's first purchase after the event, within the horizon
+# (positive), or the event-time watermark passing the end of the horizon (negative).
+RESOLVED_BY_PURCHASE: Final = "purchase"
+RESOLVED_BY_HORIZON: Final = "horizon"
+
+
+def outcome_record(
+    *,
+    event_id: str,
+    user_id: str,
+    model_version: str,
+    event_type: str,
+    event_ts: int,
+    horizon_ms: int,
+    purchase: float,
+    cart_abandon: float | None,
+    purchase_label: int,
+    cart_abandon_label: int | None,
+    resolved_by: str,
+    resolved_at: int,
+) -> dict[str, Any]:
+    """The outcome record as a JSON object (see schemas/json/outcome_record.schema.json):
+    a published propensity joined with what the shopper did next."""
+    return {
+        "event_id": event_id,
+        "user_id": user_id,
+        "model_version": model_version,
+        "event_type": event_type,
+        "event_ts": event_ts,
+        "horizon_ms": horizon_ms,
+        "scores": {"purchase": purchase, "cart_abandon": cart_abandon},
+        "labels": {"purchase": purchase_label, "cart_abandon": cart_abandon_label},
+        "resolved_by": resolved_by,
+        "resolved_at": resolved_at,
     }
 
 

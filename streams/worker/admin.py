@@ -10,8 +10,13 @@ from streams.worker.settings import Settings
 
 
 def service_topics(settings: Settings) -> list[str]:
-    """Input, output and dead-letter topics (changelog topics are created by Faust)."""
-    return [*settings.input_topics, settings.output_topic, settings.dlq_topic]
+    """Input, output, dead-letter and outcome topics (changelog topics are created by Faust)."""
+    return [
+        *settings.input_topics,
+        settings.output_topic,
+        settings.dlq_topic,
+        settings.outcomes_topic,
+    ]
 
 
 def admin_client(settings: Settings, client_id: str = "propensity-admin") -> KafkaAdminClient:

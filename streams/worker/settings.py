@@ -80,6 +80,10 @@ class Settings:
     )
     output_topic: str = _setting("propensities", "Topic the propensity events are published to.")
     dlq_topic: str = _setting("events.dlq", "Dead-letter topic for malformed input.")
+    outcomes_topic: str = _setting(
+        "outcomes",
+        "Topic of the outcome records: each propensity joined with what the shopper did next.",
+    )
     partitions: int = _setting(8, "Partitions used when this service creates topics.")
     model_path: Path = _setting(Path("artifacts/model.pt"), "TorchScript model artifact to serve.")
     model_sha256: str = _setting(
