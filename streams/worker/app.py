@@ -1,4 +1,5 @@
-"""The one faust.App, its topics and the per-user state table, built from Settings."""
+"""The one faust.App, its topics and tables (user states, pending outcomes), built from
+Settings."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -7,11 +8,13 @@ import faust
 from faust.types import TopicT
 
 from streams.worker.kafka_security import faust_credentials
+from streams.worker.outcome_join.table import PendingOutcomeTable
 from streams.worker.settings import Settings
 from streams.worker.tables import BundledTable, UserStateTable
 from streams.worker.transport import BundlingConsumerThread
 
 TABLE_NAME = "user-states"
+PENDING_TABLE_NAME = "pending-outcomes"
 
 
 @dataclass
@@ -20,9 +23,10 @@ class Runtime:
 
     app: faust.App
     input_topic: TopicT
-    output_topic: TopicT
+    output_topic: TopicT  # the propensities: published by scoring, read by the outcome join
     dlq_topic: TopicT
     user_states: UserStateTable
+    pending_outcomes: PendingOutcomeTable
 
 
 def create_app(settings: Settings) -> Runtime:
@@ -64,4 +68,18 @@ def create_app(settings: Settings) -> Runtime:
     table = app.Table(
         TABLE_NAME, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
     )
-    return Runtime(app, input_topic, output_topic, dlq_topic, UserStateTable(table))
+    pending = app.Table(
+        PENDING_TABLE_NAME,
+        default=None,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    return Runtime(
+        app,
+        input_topic,
+        output_topic,
+        dlq_topic,
+        UserStateTable(table),
+        PendingOutcomeTable(pending),
+    )

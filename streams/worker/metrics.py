@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from streams.worker.outcome_join.step import JoinResult
 from streams.worker.scoring_step import BatchResult
 
 LATENCY_BUCKETS = (
@@ -138,6 +139,40 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.outcomes_published = Counter(
+            "propensity_outcomes_published",
+            "Outcome records published: a propensity joined with its label.",
+            ["resolved_by"],
+            registry=r,
+        )
+        self.outcome_pending = Gauge(
+            "propensity_outcome_pending",
+            "Predictions waiting for their label in this worker's partitions.",
+            registry=r,
+        )
+        self.outcome_pending_bytes = Gauge(
+            "propensity_outcome_pending_bytes",
+            "Bytes of the pending predictions in this worker's partitions.",
+            registry=r,
+        )
+        self.outcome_evicted = Counter(
+            "propensity_outcome_evicted",
+            "Pending predictions dropped unlabelled because their user had too many pending.",
+            registry=r,
+        )
+        self.outcome_skipped = Counter(
+            "propensity_outcome_skipped",
+            "Propensity records the outcome join skipped, by reason (malformed, no_horizon,"
+            " unknown_model, too_late, duplicate).",
+            ["reason"],
+            registry=r,
+        )
+        self.outcome_watermark_lag = Gauge(
+            "propensity_outcome_watermark_lag_seconds",
+            "Wall clock minus the oldest watermark of this worker's partitions (how far behind"
+            " real time the outcome join decides labels).",
+            registry=r,
+        )
         self.up = Gauge("propensity_worker_up", "1 while the worker process runs.", registry=r)
         self.ready = Gauge(
             "propensity_worker_ready",
@@ -181,3 +216,13 @@ class WorkerMetrics:
         self.internal_errors.inc(invalid["internal_error"])
         self.redelivered_events.inc(len(result.redelivered))
         self.propensities_published.inc(len(result.scored))
+
+    def observe_outcomes(self, result: JoinResult) -> None:
+        """Record one published outcome-join batch or sweep."""
+        resolved: Tally[str] = Tally(outcome.resolved_by for outcome in result.outcomes)
+        for resolved_by, count in resolved.items():
+            self.outcomes_published.labels(resolved_by).inc(count)
+        skipped: Tally[str] = Tally(skip.reason for skip in result.skipped)
+        for reason, count in skipped.items():
+            self.outcome_skipped.labels(reason).inc(count)
+        self.outcome_evicted.inc(result.evicted)

@@ -25,18 +25,21 @@ class TopicLayoutError(PropensityError):
 
 
 def check_partitions(settings: Settings) -> None:
-    """Every input topic must have `partitions` partitions: the table is co-partitioned."""
+    """Every input topic, and the propensities topic that the outcome join reads, must have
+    `partitions` partitions: the tables are co-partitioned with them."""
+    topics = [*settings.input_topics, *([settings.output_topic] if settings.outcome_join else [])]
     admin = admin_client(settings)
     try:
-        described = admin.describe_topics(list(settings.input_topics))
+        described = admin.describe_topics(topics)
     finally:
         admin.close()
     for topic in described:
         count = len(topic.get("partitions") or [])
         if count != settings.partitions:
             raise TopicLayoutError(
-                f"input topic {topic['topic']!r} has {count} partitions but PROPENSITY_PARTITIONS="
-                f"{settings.partitions}: the user-state table must be co-partitioned with the input"
+                f"topic {topic['topic']!r} has {count} partitions but PROPENSITY_PARTITIONS="
+                f"{settings.partitions}: the tables must be co-partitioned with the topics they"
+                " follow (inputs: user states; propensities: pending outcomes)"
             )
 
 

@@ -123,6 +123,30 @@ class Settings:
         " (some brokers, the embedded Tansu among them, under-report it).",
     )
     sweep_interval_seconds: float = _setting(60.0, "How often idle users are expired.")
+    outcome_join: bool = _setting(
+        True,
+        "Join every propensity with what the shopper did next and publish outcome records"
+        " (false: the worker only scores).",
+    )
+    outcome_allowed_lateness_seconds: int = _setting(
+        60,
+        "How far behind the newest event time of a partition an event may still arrive: the"
+        " outcome join's watermark is that newest time minus this.",
+    )
+    outcome_max_pending_per_user: int = _setting(
+        256,
+        "Most predictions of one user waiting for their label; beyond it the oldest is dropped"
+        " (counted in propensity_outcome_evicted_total).",
+    )
+    outcome_sweep_interval_seconds: float = _setting(
+        1.0,
+        "How often predictions whose horizon the watermark has closed are resolved negative.",
+    )
+    outcome_model_versions: tuple[str, ...] = _setting(
+        (),
+        "Model versions besides the served one whose propensities the outcome join accepts"
+        " (e.g. the previous model during a roll-out); others are skipped as unknown_model.",
+    )
     lag_interval_seconds: float = _setting(5.0, "How often consumer lag is measured.")
     rebalance_timeout_seconds: float = _setting(
         10.0,

@@ -1,9 +1,10 @@
-"""The per-user state table: bytes values, written explicitly to the input's partition.
+"""The worker's tables: bytes values, written explicitly to the source record's partition.
 
 Values are reassigned, never mutated: each write stores new bytes in the table and returns the
 changelog record for the caller to publish. The source partition is kept as a 2-byte prefix so
-that the idle sweeper, which runs outside any stream event, knows where each key's tombstone
-belongs.
+that the sweepers, which run outside any stream event, know where each key's record belongs.
+``UserStateTable`` holds each user's scoring state; ``PendingOutcomeTable`` (in
+``streams.worker.outcome_join.table``) each user's predictions waiting for their labels.
 """
 
 import struct
@@ -46,8 +47,8 @@ class BundledTable(faust.Table[bytes, bytes]):
                     data[record.key] = record.value
 
 
-class UserStateTable:
-    """A faust Table of user id (bytes) -> packed state (bytes)."""
+class PartitionedTable:
+    """A faust Table of bytes key -> (partition, bytes) packed into one value."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
@@ -79,19 +80,11 @@ class UserStateTable:
             partition, state = unpack(value)
             yield key, partition, state
 
-    def idle_keys(self, now_ms: int, ttl_ms: int, partitions: set[int]) -> list[tuple[bytes, int]]:
-        """Keys of actively owned partitions whose last update is older than the TTL."""
-        return [
-            (key, partition)
-            for key, partition, state in self.items()
-            if partition in partitions and now_ms - state_updated_ms(state) > ttl_ms
-        ]
-
     def __len__(self) -> int:
         return len(self.table.data)
 
     def usage(self, partitions: set[int]) -> tuple[int, int]:
-        """Users and state bytes held for ``partitions`` (the actively owned ones)."""
+        """Keys and value bytes held for ``partitions`` (the actively owned ones)."""
         users = size = 0
         read_partition = _PARTITION.unpack_from
         for value in self.table.data.values():
@@ -99,3 +92,15 @@ class UserStateTable:
                 users += 1
                 size += len(value) - _PARTITION.size
         return users, size
+
+
+class UserStateTable(PartitionedTable):
+    """User id (bytes) -> packed scoring state (bytes)."""
+
+    def idle_keys(self, now_ms: int, ttl_ms: int, partitions: set[int]) -> list[tuple[bytes, int]]:
+        """Keys of actively owned partitions whose last update is older than the TTL."""
+        return [
+            (key, partition)
+            for key, partition, state in self.items()
+            if partition in partitions and now_ms - state_updated_ms(state) > ttl_ms
+        ]

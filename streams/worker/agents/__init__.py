@@ -4,7 +4,7 @@
 from mode import Service
 
 from model.serving.scorer import SequenceScorer
-from streams.worker.agents import housekeeping, scoring
+from streams.worker.agents import housekeeping, outcomes, scoring
 from streams.worker.agents.fail_stop import FATAL_EXIT_CODE, FatalHandler, fail_stop
 from streams.worker.agents.scoring import BatchHandler
 from streams.worker.app import Runtime
@@ -26,7 +26,8 @@ def register_agents(
     publisher: Publisher | None = None,
     on_fatal: FatalHandler | None = None,
 ) -> BatchHandler:
-    """Attach the scoring agent and the housekeeping timers to the app.
+    """Attach the scoring agent, the outcome join (unless turned off) and the housekeeping
+    timers to the app.
 
     ``on_fatal`` is called with any exception from scoring or publishing (default: fail_stop,
     which ends the process); tests pass their own.
@@ -37,6 +38,8 @@ def register_agents(
     )
     lag_monitor = LagMonitor(settings, metrics)
     handler = scoring.register(runtime, scorer, settings, metrics, sink, horizon_ms, fatal)
+    if settings.outcome_join:
+        outcomes.register(runtime, settings, metrics, sink, scorer.model_version, fatal)
     housekeeping.register(runtime, settings, metrics, sink, lag_monitor)
 
     class KafkaClientsService(Service):
