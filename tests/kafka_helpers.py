@@ -34,6 +34,7 @@ def worker_settings(
         "input_topics": inputs,
         "output_topic": f"{name}.propensities",
         "dlq_topic": f"{name}.dlq",
+        "outcomes_topic": f"{name}.outcomes",
         "partitions": 2,
         "model_path": model,
         "metrics_port": free_port(),
