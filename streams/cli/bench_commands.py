@@ -52,6 +52,7 @@ def print_results(result: dict[str, Any], console: Console) -> None:
         "p99 ms",
         "peak RSS MiB",
         "state B/user",
+        "pending B/pred",
     ):
         table.add_column(column, justify="right" if column != "stage" else "left")
     for stage in result["stages"]:
@@ -65,6 +66,7 @@ def print_results(result: dict[str, Any], console: Console) -> None:
             _fmt(stage.get("latency_p99_ms")),
             _fmt(rss / 2**20 if rss else None),
             _fmt(stage.get("state_bytes_per_user")),
+            _fmt(stage.get("pending_bytes_per_prediction")),
         )
     console.print(table)
     for key in ("ratio_full_to_ceiling", "ratio_full_to_naive"):

@@ -1,10 +1,12 @@
-"""Fault drill: SIGKILL the worker and add a second one mid-stream, then count lost input and
-changed scores against a clean scoring of the same records.
+"""Fault drill: SIGKILL the worker and add a second one mid-stream, then count lost input,
+changed scores, lost outcomes and changed labels against a clean run of the same records.
 
 The clean scoring runs the worker's own batch step (streams.worker.scoring_step) over the
 input topic read back in partition order, with a fresh state table: what one worker that
-never stopped would have published. Used by `propensity bench --chaos` (big, prints figures)
-and by the integration tests (small, asserts zero).
+never stopped would have published. The clean labels are training's (model.serving.labels)
+on the same events. Once the input is sent, one late "clock" event per partition moves every
+watermark past every horizon, so each event's outcome is due. Used by `propensity bench
+--chaos` (big, prints figures) and by the integration tests (small, asserts zero).
 """
 
 import asyncio
@@ -17,13 +19,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
 
 from model.serving.export import load_model
+from model.serving.labels import label_user
 from model.serving.scorer import SequenceScorer
 from model.simulate import simulate_n_events
-from schemas.events import ShopEvent
+from schemas.events import EVENT_TYPE_INDEX, ShopEvent
 from streams.harness.broker import free_port
 from streams.harness.producer import OutgoingRecord, SendStats, record_for_event, send_records
 from streams.harness.supervisor import WorkerProcess, start_worker
@@ -78,6 +83,10 @@ class ChaosReport:
     users: int = 0  # distinct users in the input
     active_users: list[int] = field(default_factory=list)  # the gauge of each worker at the end
     exit_codes: list[int] = field(default_factory=list)
+    outcomes: int = 0  # outcome records read (duplicates included)
+    outcome_duplicates: int = 0  # records of an event id seen before (allowed: at least once)
+    outcomes_missing: list[str] = field(default_factory=list)  # events without an outcome
+    labels_changed: int = 0  # outcomes whose labels differ from training's on the same events
 
     def lines(self) -> list[str]:
         ready = ", ".join(f"{s:.1f}" for s in self.ready_seconds)
@@ -94,6 +103,9 @@ class ChaosReport:
             f"users {self.users:,}; propensity_active_users per worker at the end: "
             f"{self.active_users}",
             f"exit status of the workers stopped at the end: {self.exit_codes}",
+            f"outcomes {self.outcomes:,} ({self.outcome_duplicates:,} duplicates), events"
+            f" without an outcome {len(self.outcomes_missing)}, labels differing from training's"
+            f" {self.labels_changed}",
         ]
 
 
@@ -156,6 +168,64 @@ def clean_scores(settings: Settings, inputs: list[ConsumedRecord]) -> dict[tuple
             for s in result.scored:
                 scores[(s.record.partition, s.record.offset)] = s.score  # a Scores tuple
     return scores
+
+
+def clock_records(settings: Settings, after_ms: int) -> list[OutgoingRecord]:
+    """One event per partition, dated ``after_ms``: every partition's watermark passes it."""
+    partitioner = DefaultPartitioner()
+    partitions = list(range(settings.partitions))
+    users: dict[int, str] = {}
+    for i in range(100 * settings.partitions):
+        user = f"clock-{i}"
+        users.setdefault(partitioner(user.encode(), partitions, None), user)
+    topics = (settings.input_topics[0],)
+    return [
+        record_for_event(ShopEvent("view", user, "clock", after_ms, f"clock-{p}"), topics)
+        for p, user in sorted(users.items())
+    ]
+
+
+def clean_labels(
+    inputs: list[ConsumedRecord], reference: dict[tuple[int, int], Scores], horizon_ms: int
+) -> dict[str, tuple[int, int | None]]:
+    """event id -> (purchase, cart_abandon) labels as training gives them on the same events:
+    each user's events in time order (ties in input order), cart sizes from the clean run."""
+    by_user: dict[str, list[tuple[int, int, int, str]]] = {}
+    for m in sorted(inputs, key=lambda m: (m.partition, m.offset)):
+        body = orjson.loads(m.value)
+        position = (m.partition, m.offset)
+        if position not in reference:
+            continue
+        row = (body["ts"], EVENT_TYPE_INDEX[body["event_type"]], reference[position][2])
+        by_user.setdefault(body["user_id"], []).append((*row, body["event_id"]))
+    labels: dict[str, tuple[int, int | None]] = {}
+    for events in by_user.values():
+        events.sort(key=lambda e: e[0])
+        ts, types, carts, ids = (np.array(column) for column in zip(*events, strict=True))
+        user = label_user(ts, types, carts, horizon_ms=horizon_ms, data_end_ms=int(ts.max()))
+        for i, event_id in enumerate(ids):
+            bought = int(user.purchase_within_horizon[i])
+            labels[str(event_id)] = (bought, 1 - bought if carts[i] > 0 else None)
+    return labels
+
+
+def compare_outcomes(
+    report: ChaosReport,
+    outcomes: list[ConsumedRecord],
+    expected: dict[str, tuple[int, int | None]],
+) -> None:
+    """Fill ``report`` with lost outcomes and changed labels (duplicates counted, allowed)."""
+    seen: set[str] = set()
+    report.outcomes = len(outcomes)
+    for m in outcomes:
+        body = orjson.loads(m.value)
+        event_id = body["event_id"]
+        report.outcome_duplicates += event_id in seen
+        seen.add(event_id)
+        got = (body["labels"]["purchase"], body["labels"]["cart_abandon"])
+        if event_id in expected and got != expected[event_id]:
+            report.labels_changed += 1
+    report.outcomes_missing = sorted(set(expected) - seen)
 
 
 def _scores_of(message: dict[str, Any]) -> Scores:
@@ -244,8 +314,18 @@ def run_chaos(settings: Settings, plan: ChaosPlan, workdir: Path) -> ChaosReport
             wait_for_progress((plan.kills + 0.5) / (plan.kills + 1.5), worker)
             running.append(launch("worker-second.log", free_port()))
         producer.join()
+        horizon_ms = load_model(settings.model_path).meta.horizon_ms
+        lateness_ms = settings.outcome_allowed_lateness_seconds * 1000
+        newest = max(orjson.loads(r.value)["ts"] for r in records)
+        clocks = clock_records(settings, newest + horizon_ms + lateness_ms + 2)
+        asyncio.run(send_records(settings, clocks))
         inputs = asyncio.run(
-            read_topic(settings, list(settings.input_topics), lambda f: len(f) >= len(records), 120)
+            read_topic(
+                settings,
+                list(settings.input_topics),
+                lambda f: len(f) >= len(records) + len(clocks),
+                120,
+            )
         )
         ids = {orjson.loads(m.value)["event_id"] for m in inputs}
         timeout = max(120.0, 3 * len(records) / plan.rate)
@@ -254,6 +334,10 @@ def run_chaos(settings: Settings, plan: ChaosPlan, workdir: Path) -> ChaosReport
         )
         # Whatever reached the dead-letter topic (none expected), read for a few seconds.
         dead = asyncio.run(read_topic(settings, [settings.dlq_topic], lambda f: False, 3))
+        real = {orjson.loads(r.value)["event_id"] for r in records}
+        outcomes = asyncio.run(
+            read_topic(settings, [settings.outcomes_topic], _covering(real), timeout)
+        )
         report.users = len({m.key for m in inputs})
         time.sleep(settings.lag_interval_seconds + 1.0)  # the gauges are set on that timer
         report.active_users = [int(w.metric_value("propensity_active_users") or 0) for w in running]
@@ -262,7 +346,11 @@ def run_chaos(settings: Settings, plan: ChaosPlan, workdir: Path) -> ChaosReport
             report.exit_codes.append(w.stop())
     save_jsonl(workdir / "inputs.jsonl", inputs)
     save_jsonl(workdir / "outputs.jsonl", outputs)
-    compare(report, inputs, outputs, dead, clean_scores(settings, inputs))
+    save_jsonl(workdir / "outcomes.jsonl", outcomes)
+    reference = clean_scores(settings, inputs)
+    compare(report, inputs, outputs, dead, reference)
+    expected = clean_labels(inputs, reference, horizon_ms)
+    compare_outcomes(report, outcomes, {k: v for k, v in expected.items() if k in real})
     return report
 
 
@@ -277,13 +365,16 @@ def save_jsonl(path: Path, records: list[ConsumedRecord]) -> None:
                 "event_id": body.get("event_id"),
                 "user_id": body.get("user_id"),
             }
-            if "scores" in body:
+            if "labels" in body:
+                line["labels"] = body["labels"]
+                line["resolved_by"] = body["resolved_by"]
+            elif "scores" in body:
                 line["scores"] = _scores_of(body)
             out.write(orjson.dumps(line) + b"\n")
 
 
 def _covering(ids: set[str]) -> Callable[[list[ConsumedRecord]], bool]:
-    """A ``done`` test for read_topic: every id has at least one propensity."""
+    """A ``done`` test for read_topic: every id has at least one record (by event id)."""
     seen: set[str] = set()
     read = 0
 
@@ -318,6 +409,7 @@ def drill_settings(base: Settings, bootstrap: str, partitions: int, workdir: Pat
         input_topics=(f"{name}.events",),
         output_topic=f"{name}.propensities",
         dlq_topic=f"{name}.dlq",
+        outcomes_topic=f"{name}.outcomes",
         partitions=partitions,
         metrics_port=free_port(),
         data_dir=workdir / name,

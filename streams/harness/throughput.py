@@ -198,6 +198,7 @@ def _worker_settings(
         input_topics=(topic,),
         output_topic=f"{topic}.propensities",
         dlq_topic=f"{topic}.dlq",
+        outcomes_topic=f"{topic}.outcomes",
         partitions=partitions,
         metrics_port=free_port(),
         data_dir=Path(base.data_dir) / f"bench-{tag}",
@@ -221,6 +222,8 @@ def _pipeline(
         rss = worker.peak_rss_bytes()
         users = worker.metric_value("propensity_active_users") or 0.0
         state_bytes = worker.metric_value("propensity_state_bytes") or 0.0
+        pending = worker.metric_value("propensity_outcome_pending") or 0.0
+        pending_bytes = worker.metric_value("propensity_outcome_pending_bytes") or 0.0
     finally:
         worker.stop()
     published = [p[0] for p in pairs]
@@ -230,6 +233,9 @@ def _pipeline(
         "peak_rss_bytes": rss,
         "state_bytes_per_user": state_bytes / users if users else None,
         "active_users": users,
+        # the outcome join's table: bytes per prediction waiting for its label
+        "pending_bytes_per_prediction": pending_bytes / pending if pending else None,
+        "pending_predictions": pending,
         **_latencies(pairs),
     }
     return StageResult("full pipeline (score + publish)", len(pairs), seconds, extra)
@@ -239,7 +245,9 @@ def run_throughput(base: Settings, bootstrap: str, work: Workload) -> dict[str, 
     tag = uuid.uuid4().hex[:8]
     topic = f"bench-{tag}.events"
     settings = _worker_settings(base, bootstrap, topic, work.partitions, tag)
-    ensure_topics(settings, [topic, settings.output_topic, settings.dlq_topic])
+    ensure_topics(
+        settings, [topic, settings.output_topic, settings.dlq_topic, settings.outcomes_topic]
+    )
     load = asyncio.run(send_records(settings, workload_records(work, topic)))
     ceiling = asyncio.run(_consume_all(bootstrap, topic, work.partitions, work.events))
     naive = _naive_faust(bootstrap, topic, work.partitions, work.events, timeout=900)
@@ -259,7 +267,9 @@ def run_fixed_rate(base: Settings, bootstrap: str, work: Workload, rate: float) 
     tag = uuid.uuid4().hex[:8]
     topic = f"bench-{tag}.events"
     settings = _worker_settings(base, bootstrap, topic, work.partitions, tag)
-    ensure_topics(settings, [topic, settings.output_topic, settings.dlq_topic])
+    ensure_topics(
+        settings, [topic, settings.output_topic, settings.dlq_topic, settings.outcomes_topic]
+    )
 
     records = workload_records(work, topic, live=True)  # generated now, stamped when sent
 

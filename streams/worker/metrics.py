@@ -147,17 +147,19 @@ class WorkerMetrics:
         )
         self.outcome_pending = Gauge(
             "propensity_outcome_pending",
-            "Predictions waiting for their label in this worker's partitions.",
+            "Predictions the outcome join holds in this worker's partitions: waiting for their"
+            " label, or resolved positive and kept until their horizon ends (to recognise a"
+            " republished copy).",
             registry=r,
         )
         self.outcome_pending_bytes = Gauge(
             "propensity_outcome_pending_bytes",
-            "Bytes of the pending predictions in this worker's partitions.",
+            "Bytes of the predictions the outcome join holds in this worker's partitions.",
             registry=r,
         )
         self.outcome_evicted = Counter(
             "propensity_outcome_evicted",
-            "Pending predictions dropped unlabelled because their user had too many pending.",
+            "Open predictions dropped unlabelled because their user had too many held.",
             registry=r,
         )
         self.outcome_skipped = Counter(

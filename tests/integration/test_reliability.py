@@ -32,6 +32,9 @@ def assert_nothing_lost_or_changed(report: ChaosReport) -> None:
     assert not report.missing, f"{len(report.missing)} lost, e.g. {report.missing[:5]}"
     assert report.changed == 0, "\n".join(report.lines())
     assert report.dead_letters == 0
+    missing = report.outcomes_missing
+    assert not missing, f"{len(missing)} outcomes lost, e.g. {missing[:5]}"
+    assert report.labels_changed == 0, "\n".join(report.lines())
 
 
 def test_sigkills_lose_nothing_and_change_no_score(

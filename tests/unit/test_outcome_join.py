@@ -183,8 +183,10 @@ def test_labels_equal_training_labels_for_every_batching_and_sweep(events: Any, 
                 labels.purchase_mask[i] and cart is not None
             )
     # what is still pending is exactly what has no outcome
-    pending = {p.event_id for raw in store.lists.values() for p in decode_pending(raw).predictions}
-    assert pending == {m["event_id"] for m in messages} - set(by_id)
+    held = [p for raw in store.lists.values() for p in decode_pending(raw).predictions]
+    unresolved = {m["event_id"] for m in messages} - set(by_id)
+    assert {p.event_id for p in held if not p.resolved} == unresolved
+    assert all(by_id[p.event_id].purchase_label == 1 for p in held if p.resolved)
 
 
 def test_restart_and_redelivery_change_no_label() -> None:
@@ -222,11 +224,27 @@ def test_a_purchase_resolves_only_predictions_within_their_horizon() -> None:
     labels = {o.prediction.event_id: (o.purchase_label, o.resolved_by) for o in result.outcomes}
     # v1's horizon ended at 1000 < 1200: the purchase's own time closed it, a negative
     assert labels == {"v1": (0, "horizon"), "v2": (1, "purchase")}
-    assert [p.event_id for p in result.pending["u"].predictions] == ["p"]
+    held = result.pending["u"].predictions
+    assert [(p.event_id, p.resolved) for p in held] == [("v2", True), ("p", False)]
     v2 = next(o for o in result.outcomes if o.prediction.event_id == "v2")
     out = orjson.loads(v2.output.value or b"")
     assert out["labels"] == {"purchase": 1, "cart_abandon": None}
     assert out["resolved_at"] == 1_200 and out["scores"]["purchase"] == 0.25
+
+
+def test_a_republished_copy_of_a_resolved_prediction_changes_nothing() -> None:
+    """The scoring worker died after publishing v and p but before storing its state: it
+    publishes them again after p. The copy of v must not start over (and end negative)."""
+    store = Store()
+    v, p = propensity("u", "v", "view", 0), propensity("u", "p", "purchase", 10)
+    records = [record(v), record(p), record(v), record(p)]
+    outcomes = run(records, store, [], set())
+    assert [(o.prediction.event_id, o.purchase_label) for o in outcomes] == [("v", 1)]
+    marks = store.marks()
+    result = join_batch([record(propensity("x", "y", "view", 5_000))], store.read, marks, CONFIG)
+    store.apply(result, marks)
+    assert [(o.prediction.event_id, o.purchase_label) for o in store.sweep()] == [("p", 0)]
+    assert "u" not in store.lists  # the resolved v left with its horizon
 
 
 def test_users_who_never_return_resolve_when_the_watermark_passes() -> None:
@@ -318,16 +336,27 @@ def test_too_late_and_duplicate_propensities_are_skipped() -> None:
     assert result.added == 1
 
 
-def test_the_cap_per_user_drops_the_oldest_open_prediction() -> None:
+def test_the_cap_per_user_drops_resolved_predictions_first_then_the_oldest_open() -> None:
     config = JoinConfig(0, 3)
     records = [record(propensity("u", f"e{i}", "view", i)) for i in range(5)]
     result = join_batch(records, lambda _: PendingList(), Watermarks(0), config)
     assert [p.event_id for p in result.pending["u"].predictions] == ["e2", "e3", "e4"]
     assert result.evicted == 2
+    records = [
+        record(propensity("w", "a", "view", 0)),
+        record(propensity("w", "b", "purchase", 1)),  # resolves a (kept, marked)
+        record(propensity("w", "c", "view", 2)),
+        record(propensity("w", "d", "view", 3)),
+    ]
+    result = join_batch(records, lambda _: PendingList(), Watermarks(0), config)
+    assert [p.event_id for p in result.pending["w"].predictions] == ["b", "c", "d"]
+    assert result.evicted == 0
 
 
 def prediction(i: int, cart: float | None = 0.5, version: str = MODEL) -> PendingPrediction:
-    return PendingPrediction(f"id-{i}", EVENT_TYPES[i % 5], 10 * i, 0.1 + i / 100, cart, version, 7)
+    return PendingPrediction(
+        f"id-{i}", EVENT_TYPES[i % 5], 10 * i, 0.1 + i / 100, cart, version, 7, i % 3 == 0
+    )
 
 
 def test_codec_round_trips_exactly() -> None:

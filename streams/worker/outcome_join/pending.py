@@ -8,7 +8,7 @@ Layout, little-endian, no JSON:
 - each model version: its length (B), the UTF-8 name, its horizon in ms (q);
 - the predictions, oldest first, as ``ENTRY_DTYPE`` records: event time, the two scores
   (float64, exactly as published; NaN = no cart-abandonment score), the event type's index,
-  the index of the model version, the length of the event id;
+  the index of the model version, whether it is resolved already, the length of the event id;
 - the event ids' UTF-8 bytes, one after the other.
 
 A prediction costs ``ENTRY_DTYPE.itemsize`` bytes plus its event id (``propensity bench``
@@ -32,6 +32,7 @@ ENTRY_DTYPE: Final = np.dtype(
         ("cart_abandon", "<f8"),
         ("event_type", "u1"),
         ("version", "u1"),
+        ("resolved", "u1"),
         ("id_length", "u1"),
     ]
 )
@@ -47,7 +48,8 @@ class PendingFormatError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PendingPrediction:
-    """A published propensity waiting for its label."""
+    """A published propensity within its horizon: waiting for its label, or resolved positive
+    and kept until the horizon ends, so that a republished copy is recognised by its id."""
 
     event_id: str
     event_type: str
@@ -56,6 +58,7 @@ class PendingPrediction:
     cart_abandon: float | None
     model_version: str
     horizon_ms: int
+    resolved: bool = False
 
     @property
     def deadline_ms(self) -> int:
@@ -91,6 +94,7 @@ def encode_pending(pending: PendingList) -> bytes:
             cart,
             EVENT_TYPE_INDEX[p.event_type],
             versions[(p.model_version, p.horizon_ms)],
+            p.resolved,
             len(raw_id),
         )
     parts = [_HEADER.pack(PENDING_FORMAT, len(versions), len(predictions), pending.applied_offset)]
@@ -119,7 +123,7 @@ def decode_pending(raw: bytes) -> PendingList:
         at += entries.nbytes
         out = []
         for row in entries.tolist():
-            event_ts, purchase, cart, type_index, version, id_length = row
+            event_ts, purchase, cart, type_index, version, resolved, id_length = row
             event_id = raw[at : at + id_length].decode("utf-8")
             at += id_length
             name, horizon_ms = versions[version]
@@ -132,6 +136,7 @@ def decode_pending(raw: bytes) -> PendingList:
                     None if math.isnan(cart) else cart,
                     name,
                     horizon_ms,
+                    bool(resolved),
                 )
             )
     except PendingFormatError:

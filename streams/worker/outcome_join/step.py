@@ -5,6 +5,10 @@ later purchase of the user within its horizon resolves it positive, the partitio
 watermark passing the end of its horizon resolves it negative (``sweep``). The rule is
 ``model.serving.labels``' (``bought_within``, ``horizon_closed``), the one training uses.
 
+A prediction resolved positive stays in the list, marked, until its horizon ends: a copy of
+its propensity republished after a scoring worker's restart is then recognised by its event
+id (and skipped) instead of starting over and ending with another label.
+
 Labels depend only on the order of the records in their partition, never on when a sweep
 runs: before a user's record is applied, every prediction of the user whose horizon the
 watermark has closed is resolved negative, exactly as a sweep would have.
@@ -12,7 +16,7 @@ watermark has closed is resolved negative, exactly as a sweep would have.
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeGuard
 
 import orjson
@@ -162,19 +166,17 @@ def join_batch(
             detail = f"event time {prediction.event_ts}: its horizon closed before it arrived"
             result.skipped.append(Skipped(record, TOO_LATE, detail))
             continue
-        open_ = resolve_closed(user, pending.predictions, known_until, result.outcomes)
-        if any(p.event_id == prediction.event_id for p in open_):
-            result.skipped.append(Skipped(record, DUPLICATE, "already pending"))
-            pending.predictions = open_
+        held = resolve_closed(user, pending.predictions, known_until, result.outcomes)
+        if any(p.event_id == prediction.event_id for p in held):
+            result.skipped.append(Skipped(record, DUPLICATE, "already pending or resolved"))
+            pending.predictions = held
             continue
         if prediction.event_type == "purchase":
-            open_ = resolve_purchase(user, open_, prediction.event_ts, result.outcomes)
-        open_.append(prediction)
-        overflow = len(open_) - config.max_pending_per_user
-        if overflow > 0:
-            open_ = open_[overflow:]
-            result.evicted += overflow
-        pending.predictions = open_
+            held = resolve_purchase(user, held, prediction.event_ts, result.outcomes)
+        held.append(prediction)
+        if len(held) > config.max_pending_per_user:
+            held = drop_oldest(held, config.max_pending_per_user, result)
+        pending.predictions = held
         result.added += 1
     return result
 
@@ -194,27 +196,44 @@ def sweep(users: Iterable[tuple[str, int, PendingList]], watermarks: Watermarks)
 def resolve_closed(
     user: str, pending: list[PendingPrediction], known_until: int, outcomes: list[Outcome]
 ) -> list[PendingPrediction]:
-    """Resolve negative the predictions whose horizon has closed; return the others."""
+    """Drop the predictions whose horizon has closed, resolving negative those still open;
+    return the others."""
     kept = []
     for p in pending:
-        if horizon_closed(p.event_ts, p.horizon_ms, known_until):
-            outcomes.append(Outcome(user, p, 0, RESOLVED_BY_HORIZON, p.deadline_ms))
-        else:
+        if not horizon_closed(p.event_ts, p.horizon_ms, known_until):
             kept.append(p)
+        elif not p.resolved:
+            outcomes.append(Outcome(user, p, 0, RESOLVED_BY_HORIZON, p.deadline_ms))
     return kept
 
 
 def resolve_purchase(
     user: str, pending: list[PendingPrediction], purchase_ts: int, outcomes: list[Outcome]
 ) -> list[PendingPrediction]:
-    """Resolve positive the predictions this purchase falls within the horizon of."""
+    """Resolve positive the open predictions this purchase falls within the horizon of (they
+    stay in the list, marked resolved)."""
     kept = []
     for p in pending:
-        if bought_within(p.event_ts, purchase_ts, p.horizon_ms):
+        if not p.resolved and bought_within(p.event_ts, purchase_ts, p.horizon_ms):
             outcomes.append(Outcome(user, p, 1, RESOLVED_BY_PURCHASE, purchase_ts))
-        else:
-            kept.append(p)
+            p = replace(p, resolved=True)
+        kept.append(p)
     return kept
+
+
+def drop_oldest(
+    held: list[PendingPrediction], keep: int, result: JoinResult
+) -> list[PendingPrediction]:
+    """Keep ``keep`` predictions: drop the oldest resolved ones first (they only guard against
+    republished copies), then the oldest open ones (counted: their labels are lost)."""
+    excess = len(held) - keep
+    resolved = [i for i, p in enumerate(held) if p.resolved][:excess]
+    dropped = set(resolved)
+    open_needed = excess - len(dropped)
+    if open_needed > 0:
+        dropped.update([i for i, p in enumerate(held) if not p.resolved][:open_needed])
+        result.evicted += open_needed
+    return [p for i, p in enumerate(held) if i not in dropped]
 
 
 def parse_propensity(record: InputRecord, config: JoinConfig) -> tuple[str, PendingPrediction]:
