@@ -259,3 +259,26 @@ def test_history_snapshots_the_count_window_every_interval_of_event_time() -> No
     outcomes = [parse_outcome(r) for r in records[10:60]]
     scores, labels = as_arrays(outcomes, "purchase")
     assert_same_as_offline(purchase[0].figures, scores, labels)
+
+
+def test_reference_figures_export_what_the_artifact_has_and_skip_the_rest() -> None:
+    from model.monitoring.reference import ReferenceFigure, reference_figures
+
+    metrics = {
+        "validation": {
+            "purchase": {"roc_auc": 0.8, "brier": 0.1, "log_loss": 0.3, "events": 10},
+            "cart_abandon": {"roc_auc": math.nan, "brier": None},
+        },
+        "test": {"purchase": {"ece": 0.02, "positive_rate": 0.1, "roc_auc": True}},
+        "validation_auc": 0.8,
+    }
+    assert sorted(reference_figures(metrics)) == sorted(
+        [
+            ReferenceFigure("purchase", "validation", "roc_auc", 0.8),
+            ReferenceFigure("purchase", "validation", "brier", 0.1),
+            ReferenceFigure("purchase", "validation", "log_loss", 0.3),
+            ReferenceFigure("purchase", "test", "ece", 0.02),
+            ReferenceFigure("purchase", "test", "positive_rate", 0.1),
+        ]
+    )
+    assert reference_figures({}) == []
