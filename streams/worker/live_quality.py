@@ -4,7 +4,9 @@ It reads every partition of the topic with its own aiokafka consumer and no cons
 so every worker computes the same global figures (a dashboard takes the max by
 model_version), and a worker joining or leaving moves nothing. It starts at the first
 records written within the event-time window (``offsets_for_times``; the beginning where the
-broker cannot say), so a restarted worker refills its windows from the topic.
+broker cannot say), so a restarted worker refills its windows from the topic. (The embedded
+Tansu broker answers every ``offsets_for_times`` with offset 0, so there the service reads from
+the beginning; on Apache Kafka it skips what was written before the window.)
 
 Figures are computed off the scoring path: records are parsed on the event loop in small
 batches (about 8 µs each), the windows copied there (milliseconds), and the figures computed
