@@ -4,16 +4,18 @@ pure figures of the same records out (duplicates and malformed records skipped a
 import asyncio
 import math
 import time
+from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from model.monitoring.figures import QualityFigures
 from model.monitoring.quality import LiveQuality, QualityLimits
-from streams.worker.admin import ensure_topics
+from streams.worker.admin import ensure_topics, service_topics
 from streams.worker.live_quality import LiveQualityFollower
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.settings import Settings
+from tests.kafka_helpers import start_worker, worker_settings
 from tests.unit.test_live_quality import random_records
 
 N = 400
@@ -83,3 +85,32 @@ async def test_gauges_equal_the_pure_figures_of_the_topic(
     assert sample(skipped, {"reason": "duplicate"}) == 5
     assert sample(skipped, {"reason": "not_json"}) == 1
     assert sample(skipped, {"reason": "bad_label"}) == 1
+
+
+def test_the_worker_exports_live_quality_and_stops_cleanly(
+    kafka_bootstrap: str, untrained_model: Path, tmp_path: Path, unique_name: str
+) -> None:
+    settings = worker_settings(
+        unique_name,
+        kafka_bootstrap,
+        untrained_model,
+        tmp_path,
+        outcomes_topic=f"{unique_name}.outcomes",
+        quality_interval_seconds=0.5,
+    )
+    ensure_topics(settings, service_topics(settings))
+    records = random_records(50, seed=3)
+    asyncio.run(
+        send(kafka_bootstrap, settings.outcomes_topic, [(0, orjson.dumps(r)) for r in records])
+    )
+    worker = start_worker(settings, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        deadline = time.monotonic() + 60
+        line = 'propensity_live_outcomes{head="purchase",model_version="v1",window="count"} 50.0'
+        while line not in worker.metrics():
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.5)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log()[-3000:]

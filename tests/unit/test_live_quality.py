@@ -282,3 +282,22 @@ def test_reference_figures_export_what_the_artifact_has_and_skip_the_rest() -> N
         ]
     )
     assert reference_figures({}) == []
+
+
+def test_worker_metrics_export_figures_and_references_under_the_contract_names() -> None:
+    from model.monitoring.reference import reference_figures
+    from streams.worker.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics()
+    quality = LiveQuality()
+    for r in random_records(100, seed=9, version="v7"):
+        quality.add(r)
+    metrics.set_live_quality(quality.figures())
+    metrics.set_model_reference("v7", reference_figures({"test": {"purchase": {"roc_auc": 0.7}}}))
+    sample = metrics.registry.get_sample_value
+    figures = by_key(quality.figures())[("v7", "purchase", TIME_WINDOW)]
+    labels = {"head": "purchase", "model_version": "v7", "window": "24h"}
+    for name in QualityFigures.names():
+        assert sample(f"propensity_live_{name}", labels) == getattr(figures, name)
+    reference = {"head": "purchase", "model_version": "v7", "split": "test", "metric": "roc_auc"}
+    assert sample("propensity_model_reference", reference) == 0.7
