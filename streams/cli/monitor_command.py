@@ -95,7 +95,7 @@ async def read_outcomes(
         consumer.assign(tps)
         await _seek(consumer, tps, since_ms)
         ends = await consumer.end_offsets(tps) if until_caught_up else {}
-        next_tick = time.monotonic() + tick_seconds
+        next_tick = time.monotonic()  # the first view after the first fetch
         while True:
             batch = await consumer.getmany(timeout_ms=500, max_records=FETCH_RECORDS)
             for messages in batch.values():
