@@ -69,13 +69,19 @@ class LiveQualityFollower:
         self._task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        """Follow the topic until stopped; Kafka errors are logged and retried, never raised."""
+        """Follow the topic until stopped; errors are logged and retried, never raised: an
+        exception escaping a Faust app task would crash the worker, and scoring matters more
+        than monitoring."""
         self._task = asyncio.current_task()
         while True:
             try:
                 await self.step()
             except KafkaError as exc:
                 log.warning("live quality: %s; retrying in %.0fs", exc, self.interval)
+                await self._reset()
+                await asyncio.sleep(self.interval)
+            except Exception:
+                log.exception("live quality failed; retrying in %.0fs", self.interval)
                 await self._reset()
                 await asyncio.sleep(self.interval)
 
