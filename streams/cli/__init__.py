@@ -11,6 +11,7 @@ from streams.cli.bench_commands import bench
 from streams.cli.data_commands import import_command, simulate_command
 from streams.cli.demo_command import demo
 from streams.cli.model_commands import evaluate, train
+from streams.cli.monitor_command import monitor
 from streams.cli.service_commands import broker, replay, tail, worker
 
 SUBCOMMANDS: tuple[click.Command, ...] = (
@@ -18,6 +19,7 @@ SUBCOMMANDS: tuple[click.Command, ...] = (
     broker,
     replay,
     tail,
+    monitor,
     import_command,
     simulate_command,
     train,

@@ -106,6 +106,12 @@ def print_results(result: dict[str, Any], console: Console) -> None:
     " 20,000), SIGKILL the worker, time a new worker's start until it reports ready.",
 )
 @click.option(
+    "--quality",
+    is_flag=True,
+    help="Live-quality timing instead: fill the windows with 10,000 and then 1,000,000"
+    " synthetic outcomes and time the copy and the figures (no broker, no model).",
+)
+@click.option(
     "--json-out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -123,6 +129,7 @@ def bench(
     chaos: bool,
     kills: int,
     restart: bool,
+    quality: bool,
     json_out: Path | None,
     **overrides: Any,
 ) -> None:
@@ -136,6 +143,9 @@ def bench(
     """
     from streams.harness.throughput import Workload, run_fixed_rate, run_throughput
 
+    if quality:
+        run_quality_timing(json_out)
+        return
     settings = build_settings(**overrides)
     if not Path(settings.model_path).is_file():
         raise click.UsageError(f"model file {settings.model_path} does not exist (train one first)")
@@ -211,3 +221,41 @@ def run_restart_drill(
         console.print(line)
     if json_out:
         json_out.write_text(json.dumps(asdict(report), indent=2) + "\n")
+
+
+QUALITY_WINDOW_SIZES = (10_000, 1_000_000)
+
+
+def run_quality_timing(json_out: Path | None) -> None:
+    """`bench --quality`: time per figures() of the live-quality windows at two sizes."""
+    from model.monitoring.quality_timing import time_quality
+
+    console = Console()
+    table = Table(title="live quality: 2 heads x (count, event-time) windows of N outcomes each")
+    for column in (
+        "N",
+        "add µs/outcome",
+        "decode+add µs/record",
+        "copy ms",
+        "figures ms",
+        "held MiB",
+        "held B/outcome",
+    ):
+        table.add_column(column, justify="right")
+    results = []
+    with console.status("timing live quality..."):
+        for size in QUALITY_WINDOW_SIZES:
+            r = time_quality(size)
+            results.append(r)
+            table.add_row(
+                f"{size:,}",
+                f"{r['add_per_outcome_seconds'] * 1e6:.1f}",
+                f"{r['decode_and_add_per_record_seconds'] * 1e6:.1f}",
+                f"{r['windows_copy_seconds'] * 1e3:.1f}",
+                f"{r['figures_seconds'] * 1e3:.0f}",
+                f"{r['held_bytes'] / 2**20:.1f}",
+                f"{r['held_bytes_per_outcome']:.0f}",
+            )
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(results, indent=2) + "\n")

@@ -15,7 +15,7 @@ from streams.worker.settings import Settings, env_help, env_name
 
 F = Callable[..., Any]
 
-_TYPES: dict[str, type[int] | click.Path] = {
+_TYPES: dict[str, type[int] | type[float] | click.Path] = {
     "partitions": int,
     "window_size": int,
     "metrics_port": int,
@@ -24,6 +24,9 @@ _TYPES: dict[str, type[int] | click.Path] = {
     "torch_threads": int,
     "user_ttl_seconds": int,
     "max_event_bytes": int,
+    "quality_window_outcomes": int,
+    "quality_window_cap": int,
+    "quality_window_hours": float,
     "model_path": click.Path(path_type=Path),
     "data_dir": click.Path(path_type=Path),
 }

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from model.monitoring.figures import QualityFigures
+from model.monitoring.quality import WindowFigures
+from model.monitoring.reference import ReferenceFigure
 from streams.worker.outcome_join.step import JoinResult
 from streams.worker.scoring_step import BatchResult
 
@@ -29,6 +32,17 @@ LATENCY_BUCKETS = (
 )
 EVENT_AGE_BUCKETS = (*LATENCY_BUCKETS, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+# propensity_live_<figure>: one gauge per field of QualityFigures, labels head/model_version/window.
+LIVE_QUALITY_HELP = {
+    "roc_auc": "Live ROC-AUC of the head's scores against resolved outcomes in the window.",
+    "pr_auc": "Live PR-AUC (average precision) over the window's resolved outcomes.",
+    "brier": "Live Brier score (mean squared error of the probability) over the window.",
+    "log_loss": "Live log loss over the window's resolved outcomes.",
+    "ece": "Live expected calibration error (10 equal-width bins) over the window.",
+    "predicted_rate": "Mean predicted probability over the window (calibration in the large).",
+    "observed_rate": "Share of positive outcomes in the window (calibration in the large).",
+    "outcomes": "Resolved outcomes in the window.",
+}
 SCORE_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
@@ -181,6 +195,52 @@ class WorkerMetrics:
             "1 once partitions are assigned and tables recovered.",
             registry=r,
         )
+
+        self.live_quality = {
+            name: Gauge(
+                f"propensity_live_{name}",
+                LIVE_QUALITY_HELP[name],
+                ["head", "model_version", "window"],
+                registry=r,
+            )
+            for name in QualityFigures.names()
+        }
+        self.model_reference = Gauge(
+            "propensity_model_reference",
+            "The served model's own figures as its artifact records them (split validation or"
+            " test): what the live figures are compared with.",
+            ["head", "model_version", "split", "metric"],
+            registry=r,
+        )
+        self.live_quality_skipped = Counter(
+            "propensity_live_quality_skipped",
+            "Outcome records live quality did not count: duplicates (at-least-once delivery)"
+            " and malformed records, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.live_quality_cap_drops = Counter(
+            "propensity_live_quality_cap_drops",
+            "Outcomes pushed out of the event-time window early by its size cap"
+            " (PROPENSITY_QUALITY_WINDOW_CAP).",
+            registry=r,
+        )
+        self.live_quality_seconds = Gauge(
+            "propensity_live_quality_compute_seconds",
+            "Wall time of the last computation of the live-quality gauges (in a thread).",
+            registry=r,
+        )
+
+    def set_live_quality(self, figures: list[WindowFigures]) -> None:
+        """Set the propensity_live_* gauges of each window."""
+        for window in figures:
+            labels = (window.head, window.model_version, window.window)
+            for name, gauge in self.live_quality.items():
+                gauge.labels(*labels).set(getattr(window.figures, name))
+
+    def set_model_reference(self, model_version: str, figures: list[ReferenceFigure]) -> None:
+        for f in figures:
+            self.model_reference.labels(f.head, model_version, f.split, f.metric).set(f.value)
 
     def observe_batch(self, result: BatchResult, seconds: float) -> None:
         """Record one scored slice (``seconds``: its wall time), before it is published."""

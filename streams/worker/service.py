@@ -6,6 +6,7 @@ import faust
 import torch
 from prometheus_client import start_http_server
 
+from model.monitoring.reference import reference_figures
 from model.serving.export import LoadedModel, load_model
 from model.serving.scorer import SequenceScorer
 from schemas.exceptions import PropensityError
@@ -74,6 +75,7 @@ def publish_model_info(metrics: WorkerMetrics, model: LoadedModel) -> None:
         }
     )
     metrics.model_loaded.set(1)
+    metrics.set_model_reference(model.meta.model_version, reference_figures(model.meta.metrics))
 
 
 def run_worker(settings: Settings, *, create_topics: bool = True) -> None:

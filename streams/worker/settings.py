@@ -85,6 +85,30 @@ class Settings:
         "Topic of the outcome records: each propensity joined with what the shopper did next.",
     )
     partitions: int = _setting(8, "Partitions used when this service creates topics.")
+    live_quality: bool = _setting(
+        True,
+        "Read the outcomes topic (all partitions, no consumer group) and export the model's"
+        " live quality as the propensity_live_* gauges.",
+    )
+    quality_window_outcomes: int = _setting(
+        10_000, "Live quality's count window: the last this many outcomes per model and head."
+    )
+    quality_window_hours: float = _setting(
+        24.0,
+        "Live quality's event-time window: outcomes within this many hours of the newest"
+        ' event time seen for the model (the gauges\' window="24h" label whatever the value).',
+    )
+    quality_window_cap: int = _setting(
+        1_000_000,
+        "Most outcomes the event-time window holds per model and head (the oldest leave first,"
+        " counted in propensity_live_quality_cap_drops_total): bounds memory, about 150 bytes"
+        " an outcome.",
+    )
+    quality_interval_seconds: float = _setting(
+        5.0,
+        "Shortest time between two computations of the live-quality gauges (longer while one"
+        " computation takes more than a quarter of it).",
+    )
     model_path: Path = _setting(Path("artifacts/model.pt"), "TorchScript model artifact to serve.")
     model_sha256: str = _setting(
         "",

@@ -18,6 +18,7 @@ COMMANDS = [
     "simulate",
     "replay",
     "tail",
+    "monitor",
     "import",
     "train",
     "evaluate",

@@ -10,6 +10,7 @@ from streams.worker.agents.scoring import BatchHandler
 from streams.worker.app import Runtime
 from streams.worker.kafka_security import aiokafka_options
 from streams.worker.lag import LagMonitor
+from streams.worker.live_quality import LiveQualityFollower
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.publisher import BatchPublisher, Publisher
 from streams.worker.settings import Settings
@@ -41,12 +42,17 @@ def register_agents(
     if settings.outcome_join:
         outcomes.register(runtime, settings, metrics, sink, scorer.model_version, fatal)
     housekeeping.register(runtime, settings, metrics, sink, lag_monitor)
+    live_quality = LiveQualityFollower(settings, metrics) if settings.live_quality else None
+    if live_quality is not None:
+        runtime.app.task(live_quality.run)
 
     class KafkaClientsService(Service):
         """Closes the worker's own Kafka clients when the app stops."""
 
         async def on_stop(self) -> None:
             await lag_monitor.close()
+            if live_quality is not None:
+                await live_quality.stop()
             await sink.stop()
 
     runtime.app.service(KafkaClientsService)
