@@ -25,7 +25,7 @@ T0 = int(time.time() * 1000) - 60_000
 # Series this run cannot have: live figures need horizon-resolved outcomes read back from the
 # outcomes topic, reference figures and PSI need an artifact with reference distributions
 # (the untrained model has none), skips need a bad propensity. Queries of only these may
-# come back empty; they must still be valid.
+# come back empty; they must still be valid. (Skips of either kind need a bad record.)
 NOT_IN_A_SHORT_RUN = {
     *(
         f"propensity_live_{name}"
@@ -45,6 +45,7 @@ NOT_IN_A_SHORT_RUN = {
     "propensity_event_mix_psi",
     "propensity_drift_window_events",
     "propensity_outcome_skipped_total",
+    "propensity_live_quality_skipped_total",
 }
 
 

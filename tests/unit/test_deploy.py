@@ -480,7 +480,7 @@ PER_WORKER_SHARE = re.compile(
     r"propensity_outcome_pending(?:_bytes)?\b|propensity_outcomes_published_total"
     r"|propensity_outcome_evicted_total|propensity_outcome_skipped_total"
 )
-# The contract's monitoring metrics: the "Model quality" row shows each of them.
+# The monitoring metrics: the "Model quality" row shows each of them.
 MONITORING_METRICS = {
     *(
         f"propensity_live_{name}"
@@ -506,6 +506,10 @@ MONITORING_METRICS = {
     "propensity_outcome_evicted_total",
     "propensity_outcome_skipped_total",
     "propensity_outcome_watermark_lag_seconds",
+    # Not in the contract: the live-quality service's own counters on the quality branch.
+    "propensity_live_quality_skipped_total",
+    "propensity_live_quality_cap_drops_total",
+    "propensity_live_quality_compute_seconds",
 }
 DURATION_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
