@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = int(time.time() * 1000) - 60_000
-# Series this run cannot have: live figures need horizon-resolved outcomes read back from the
-# outcomes topic, reference figures and PSI need an artifact with reference distributions
-# (the untrained model has none), skips need a bad propensity. Queries of only these may
-# come back empty; they must still be valid. (Skips of either kind need a bad record.)
+# Series this short run may lack: live figures need outcomes resolved and read back from the
+# outcomes topic, reference figures and PSI an artifact with reference distributions (the
+# untrained model has none) and a full drift window, skips a bad propensity or outcome record.
+# Queries of only these may come back empty; they must still be valid.
 NOT_IN_A_SHORT_RUN = {
     *(
         f"propensity_live_{name}"
