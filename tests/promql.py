@@ -33,6 +33,8 @@ _IDENTIFIER = re.compile(r"(?<![\w.:$])([a-zA-Z_:][\w:]*)(\s*\()?")
 _BINARY_KEYWORDS = {"and", "or", "unless", "bool", "offset"}
 _GROUPING_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
 _KEYWORDS = frozenset({*_BINARY_KEYWORDS, *_GROUPING_KEYWORDS, "inf", "nan"})
+# Aggregation operators; functions such as rate() or abs() are looked through.
+_AGGREGATIONS = frozenset({"sum", "min", "max", "avg", "count", "stddev", "stdvar", "group"})
 
 
 def dashboard_files() -> list[Path]:
@@ -142,3 +144,23 @@ def metric_names(expr: str) -> set[str]:
             continue
         names.add(name)
     return names
+
+
+def enclosing_aggregation(expr: str, position: int) -> str | None:
+    """The innermost aggregation operator whose argument holds ``expr[position]``."""
+    text = _STRING.sub(lambda m: "_" * len(m.group()), expr)  # same length: positions hold
+    depth = 0
+    for i in range(position - 1, -1, -1):
+        if text[i] == ")":
+            depth += 1
+        elif text[i] == "(" and depth:
+            depth -= 1
+        elif text[i] == "(":
+            before = text[:i].rstrip()
+            if before.endswith(")"):  # `max by (head) (`: skip the label list and `by`
+                before = before[: before.rindex("(")].rstrip()
+                before = re.sub(r"\b(by|without)$", "", before).rstrip()
+            name = re.search(r"(\w*)$", before)
+            if name and name.group(1) in _AGGREGATIONS:
+                return name.group(1)
+    return None

@@ -16,12 +16,37 @@ import pytest
 from streams.harness.broker import free_port
 from streams.worker.admin import ensure_topics, service_topics
 from tests.kafka_helpers import produce, start_worker, worker_settings
-from tests.promql import alert_expressions, dashboard_expressions, metric_names
+from tests.promql import alert_expressions, all_expressions, dashboard_expressions, metric_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = int(time.time() * 1000) - 60_000
+# Series this short run may lack: live figures need outcomes resolved and read back from the
+# outcomes topic, reference figures and PSI an artifact with reference distributions (the
+# untrained model has none) and a full drift window, skips a bad propensity or outcome record.
+# Queries of only these may come back empty; they must still be valid.
+NOT_IN_A_SHORT_RUN = {
+    *(
+        f"propensity_live_{name}"
+        for name in (
+            "roc_auc",
+            "pr_auc",
+            "brier",
+            "log_loss",
+            "ece",
+            "predicted_rate",
+            "observed_rate",
+            "outcomes",
+        )
+    ),
+    "propensity_model_reference",
+    "propensity_score_psi",
+    "propensity_event_mix_psi",
+    "propensity_drift_window_events",
+    "propensity_outcome_skipped_total",
+    "propensity_live_quality_skipped_total",
+}
 
 
 def query(port: int, expr: str) -> dict[str, Any]:
@@ -94,18 +119,20 @@ def test_every_dashboard_and_alert_expression_has_data(
         asyncio.run(produce(kafka_bootstrap, records[100:]))
         time.sleep(6)
         assert len(dashboard_expressions()) >= 20 and len(alert_expressions()) >= 6
+        used = set().union(*(metric_names(e) for _, e in all_expressions()))
+        assert used >= NOT_IN_A_SHORT_RUN, NOT_IN_A_SHORT_RUN - used  # no stale exemption
         empty = []
         for where, expr in dashboard_expressions():
             result = query(prom_port, expr)
             assert result["status"] == "success", (where, expr, result)
-            if not result["data"]["result"]:
+            if not result["data"]["result"] and not metric_names(expr) <= NOT_IN_A_SHORT_RUN:
                 empty.append((where, expr))
         assert not empty, f"dashboard expressions without data: {empty}"
 
         for where, expr in alert_expressions():
             result = query(prom_port, expr)
             assert result["status"] == "success", (where, expr, result)
-            for name in metric_names(expr):
+            for name in metric_names(expr) - NOT_IN_A_SHORT_RUN:
                 found = query(prom_port, name)["data"]["result"]
                 assert found, f"{where}: metric {name} of `{expr}` has no series"
 

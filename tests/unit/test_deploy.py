@@ -11,6 +11,7 @@ import pytest
 import yaml
 from prometheus_client import generate_latest, start_http_server
 
+from model.serving.config import DEFAULT_HORIZON_MS
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.settings import Settings, settings_table
 from tests import promql
@@ -467,3 +468,136 @@ def test_readme_explains_every_alert() -> None:
 
 
 # --- promtool ------------------------------------------------------------------------------
+
+
+# --- model quality -------------------------------------------------------------------------
+
+# Every worker reads the whole outcomes topic and serves the same artifact: these figures are
+# the same on every worker, so a panel or rule takes their max (a sum would grow with workers).
+SAME_ON_EVERY_WORKER = re.compile(r"propensity_live_\w+|propensity_model_reference")
+# Each worker's share of the outcome join: summed over workers.
+PER_WORKER_SHARE = re.compile(
+    r"propensity_outcome_pending(?:_bytes)?\b|propensity_outcomes_published_total"
+    r"|propensity_outcome_evicted_total|propensity_outcome_skipped_total"
+)
+# The monitoring metrics: the "Model quality" row shows each of them.
+MONITORING_METRICS = {
+    *(
+        f"propensity_live_{name}"
+        for name in (
+            "roc_auc",
+            "pr_auc",
+            "brier",
+            "log_loss",
+            "ece",
+            "predicted_rate",
+            "observed_rate",
+            "outcomes",
+        )
+    ),
+    "propensity_model_reference",
+    "propensity_score_psi",
+    "propensity_event_mix_psi",
+    "propensity_drift_window_events",
+    "propensity_drift_psi_threshold",
+    "propensity_outcomes_published_total",
+    "propensity_outcome_pending",
+    "propensity_outcome_pending_bytes",
+    "propensity_outcome_evicted_total",
+    "propensity_outcome_skipped_total",
+    "propensity_outcome_watermark_lag_seconds",
+    # Not in the contract: the live-quality service's own counters on the quality branch.
+    "propensity_live_quality_skipped_total",
+    "propensity_live_quality_cap_drops_total",
+    "propensity_live_quality_compute_seconds",
+}
+DURATION_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def aggregations_of(pattern: re.Pattern[str]) -> dict[str, set[str | None]]:
+    """Where each metric matching ``pattern`` appears -> the aggregations around it."""
+    found: dict[str, set[str | None]] = {}
+    for where, expr in promql.all_expressions():
+        for match in pattern.finditer(expr):
+            found.setdefault(where, set()).add(promql.enclosing_aggregation(expr, match.start()))
+    return found
+
+
+def test_enclosing_aggregation() -> None:
+    expr = (
+        'abs(max by (head, model_version) (a{window="count"} * (1 - b))) > 0.05'
+        " and on () sum by (reason) (rate(c[5m])) or max(d) or e"
+    )
+    assert promql.enclosing_aggregation(expr, expr.index("a{")) == "max"
+    assert promql.enclosing_aggregation(expr, expr.index("b)")) == "max"
+    assert promql.enclosing_aggregation(expr, expr.index("c[")) == "sum"
+    assert promql.enclosing_aggregation(expr, expr.index("d)")) == "max"
+    assert promql.enclosing_aggregation(expr, expr.index("e")) is None
+    assert promql.enclosing_aggregation('max(x{a="sum("})', 4) == "max"
+
+
+def test_figures_every_worker_exports_alike_are_maxed_over_workers() -> None:
+    found = aggregations_of(SAME_ON_EVERY_WORKER)
+    assert len(found) >= 10, found
+    assert {where: aggs for where, aggs in found.items() if aggs != {"max"}} == {}
+
+
+def test_per_worker_shares_of_the_outcome_join_are_summed() -> None:
+    found = aggregations_of(PER_WORKER_SHARE)
+    assert len(found) >= 5, found
+    assert {where: aggs for where, aggs in found.items() if aggs != {"sum"}} == {}
+
+
+def test_the_aggregation_check_catches_a_sum_of_global_figures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    summed = "sum by (head) (propensity_live_roc_auc)"
+    monkeypatch.setattr(promql, "all_expressions", lambda: [("panel X", summed)])
+    assert aggregations_of(SAME_ON_EVERY_WORKER) == {"panel X": {"sum"}}
+
+
+def model_quality_row(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """The panels from the "Model quality" row to the next row."""
+    panels = dashboard["panels"]
+    (start,) = [i for i, p in enumerate(panels) if p["title"] == "Model quality"]
+    assert panels[start]["type"] == "row"
+    end = next((i for i in range(start + 1, len(panels)) if panels[i]["type"] == "row"), None)
+    return panels[start + 1 : end]
+
+
+def test_model_quality_row_shows_every_monitoring_metric(
+    dashboards: list[dict[str, Any]],
+) -> None:
+    (dashboard,) = [d for d in dashboards if d["uid"] == "propensity-worker"]
+    panels = model_quality_row(dashboard)
+    shown = {
+        name
+        for panel in panels
+        for target in panel["targets"]
+        for name in promql.metric_names(target["expr"])
+    }
+    assert MONITORING_METRICS - shown == set()
+    assert shown - MONITORING_METRICS == set()  # the row shows monitoring only
+    # The live ROC-AUC panel compares with the artifact's own test ROC-AUC.
+    (auc,) = [p for p in panels if p["title"] == "Live ROC-AUC vs test ROC-AUC"]
+    assert any('split="test", metric="roc_auc"' in t["expr"] for t in auc["targets"])
+
+
+def test_panels_do_not_overlap(dashboards: list[dict[str, Any]]) -> None:
+    (dashboard,) = [d for d in dashboards if d["uid"] == "propensity-worker"]
+    cells: dict[tuple[int, int], str] = {}
+    for panel in promql.iter_panels(dashboard["panels"]):
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24, panel["title"]
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, (panel["title"], cells.get((x, y)))
+                cells[(x, y)] = panel["title"]
+
+
+def test_outcome_stall_rule_looks_back_one_model_horizon() -> None:
+    """Predictions are due one horizon after their event: the rule's offset is the horizon."""
+    (rule,) = [r for r in promql.alert_rules() if r["alert"] == "PropensityOutcomeStreamStalled"]
+    (offset,) = re.findall(r"\boffset (\d+)([smhdw])\b", rule["expr"])
+    assert int(offset[0]) * DURATION_MS[offset[1]] == DEFAULT_HORIZON_MS
+    assert f"offset {''.join(offset)}" in rule["annotations"]["description"]
