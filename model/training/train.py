@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from model.serving.export import ModelMeta, save_model
+from model.serving.reference import REFERENCE_KEY
 from model.training.data import (
     Dataset,
     DatasetError,
@@ -21,6 +22,7 @@ from model.training.data import (
 )
 from model.training.fitting import TrainConfig, calibrate, fit
 from model.training.splits import WINDOW_NAMES, TimeSplit
+from model.training.window_figures import drift_reference, test_figures
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +95,12 @@ def train_dataset(
     check_windows(windows, dataset.horizon_ms)
     result = fit(dataset, split, config, progress=progress)
     validation = calibrate(result.net, dataset, split, config)
+    batch_size = 4 * config.batch_size
     metrics = {
         "validation": validation,
         "validation_auc": validation["purchase"]["roc_auc"],
+        "test": test_figures(result.net, dataset, split, batch_size),
+        REFERENCE_KEY: drift_reference(result.net, dataset, split, batch_size).to_dict(),
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "history": result.history,
