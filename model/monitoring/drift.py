@@ -98,7 +98,7 @@ class DriftWindow:
     def observe(
         self,
         event_types: Sequence[str],
-        purchase: Sequence[float],
+        purchase: Sequence[float] | np.ndarray,
         cart_abandon: Sequence[float | None],
     ) -> None:
         """Add one slice of scored events (in order); None: no cart-abandon score."""

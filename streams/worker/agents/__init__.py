@@ -3,8 +3,9 @@
 
 from mode import Service
 
+from model.monitoring.drift import DriftWindow
 from model.serving.scorer import SequenceScorer
-from streams.worker.agents import housekeeping, scoring
+from streams.worker.agents import drift_report, housekeeping, scoring
 from streams.worker.agents.fail_stop import FATAL_EXIT_CODE, FatalHandler, fail_stop
 from streams.worker.agents.scoring import BatchHandler
 from streams.worker.app import Runtime
@@ -25,6 +26,7 @@ def register_agents(
     horizon_ms: int,
     publisher: Publisher | None = None,
     on_fatal: FatalHandler | None = None,
+    drift: DriftWindow | None = None,
 ) -> BatchHandler:
     """Attach the scoring agent and the housekeeping timers to the app.
 
@@ -36,8 +38,12 @@ def register_agents(
         settings.bootstrap, security=aiokafka_options(settings)
     )
     lag_monitor = LagMonitor(settings, metrics)
-    handler = scoring.register(runtime, scorer, settings, metrics, sink, horizon_ms, fatal)
+    handler = scoring.register(
+        runtime, scorer, settings, metrics, sink, horizon_ms, fatal, drift=drift
+    )
     housekeeping.register(runtime, settings, metrics, sink, lag_monitor)
+    if drift is not None:
+        drift_report.register(runtime, scorer.model_version, metrics, drift)
 
     class KafkaClientsService(Service):
         """Closes the worker's own Kafka clients when the app stops."""
