@@ -100,7 +100,6 @@ def train_dataset(
         "validation": validation,
         "validation_auc": validation["purchase"]["roc_auc"],
         "test": test_figures(result.net, dataset, split, batch_size),
-        REFERENCE_KEY: drift_reference(result.net, dataset, split, batch_size).to_dict(),
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "history": result.history,
@@ -113,6 +112,14 @@ def train_dataset(
         "training": asdict(config),
         "source": source,
     }
+    reference = drift_reference(result.net, dataset, split, batch_size)
+    if reference is None:
+        log.warning(
+            "the validation window has no event with a non-empty cart: the artifact records no"
+            " reference distributions, so the worker will export no drift (PSI)"
+        )
+    else:
+        metrics[REFERENCE_KEY] = reference.to_dict()
     return save_model(
         result.net,
         config.model_config(dataset.horizon_ms),

@@ -39,14 +39,19 @@ def calibrated_scores(
 
 def drift_reference(
     net: PropensityNet, dataset: Dataset, split: TimeSplit, batch_size: int
-) -> DriftReference:
+) -> DriftReference | None:
     """Every event of the validation window, as the worker would score it: the purchase
     score of each, the cart-abandon score of those that leave a non-empty cart, and the
     share of each event type. Not purged of events whose horizon runs past the window, and
-    not limited to labelled events: the live window holds every scored event."""
+    not limited to labelled events: the live window holds every scored event.
+
+    None when some head has no score in the window (no reference to measure drift against).
+    """
     inside = split.window_of(dataset.flat("ts")) == VALIDATION
     has_cart = dataset.flat("cart_items") > 0
     mask = np.stack([inside, inside & has_cart], 1)
+    if not mask.any(axis=0).all():
+        return None
     scores = calibrated_scores(net, dataset, mask, batch_size)
     types = dataset.flat("event_types")[inside]
     return DriftReference(
