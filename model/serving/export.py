@@ -7,6 +7,8 @@ file, an artifact that
 
 - is missing, not a zip, or a zip that torch and Python could read differently;
 - has no or unreadable metadata, or was built for another feature spec, heads or features;
+- records reference distributions or test figures (model.serving.reference) that are
+  malformed (artifacts that record none load: the worker then exports no drift);
 - does not hash to the digest in its meta.json, or (when one is pinned) to the pinned one;
 - declares tensors (names, shapes) other than PropensityNet's for the config in meta.json;
 - holds TorchScript code or module structure other than what this build scripts for that
@@ -52,6 +54,11 @@ from model.serving.artifact_checks import (
 )
 from model.serving.config import HEADS, ModelConfig
 from model.serving.exceptions import ModelArtifactError
+from model.serving.reference import (
+    ReferenceError,
+    reference_from_metrics,
+    test_figures_from_metrics,
+)
 from model.serving.user_state import ENCODER_VERSION, N_FEATURES, feature_spec_hash
 
 ARTIFACT_FORMAT = 2  # 2: meta.json records content_sha256
@@ -166,6 +173,13 @@ def _parse_meta(path: Path, raw: str) -> ModelMeta:
         ) from None
     if not isinstance(meta.config, dict) or not isinstance(meta.content_sha256, str):
         raise ModelArtifactError(f"model file {path} has an unreadable {META_FILE}: bad types")
+    if not isinstance(meta.metrics, dict):
+        raise ModelArtifactError(f"model file {path} has an unreadable {META_FILE}: bad metrics")
+    try:  # meta.json is outside the content digest: a hand-edited reference is refused here
+        reference_from_metrics(meta.metrics)
+        test_figures_from_metrics(meta.metrics)
+    except ReferenceError as exc:
+        raise ModelArtifactError(f"model file {path} has a malformed {META_FILE}: {exc}") from None
     return meta
 
 

@@ -10,7 +10,7 @@ import bisect
 import itertools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, NamedTuple
@@ -143,13 +143,16 @@ class StateJumps(NamedTuple):
 JumpTable = Sequence[StateJumps]  # indexed by state
 
 
-def jump_table(segment: Segment) -> list[StateJumps]:
-    """Sampling tables for every state and hour of one segment."""
+def jump_table(segment: Segment, factors: Mapping[Kind, float] | None = None) -> list[StateJumps]:
+    """Sampling tables for every state and hour of one segment; ``factors`` multiply the
+    rates of some kinds of jump (a drifted world)."""
     table = []
     for state in range(N_STATES):
         hours = []
         for hour in range(24):
             moves = transitions(segment, state, hour)
+            if factors:
+                moves = [(kind, rate * factors.get(kind, 1.0), to) for kind, rate, to in moves]
             cumulative = tuple(itertools.accumulate(rate / HOUR_MS for _, rate, _ in moves))
             kinds = tuple(kind for kind, _, _ in moves)
             targets = tuple(target for _, _, target in moves)

@@ -10,6 +10,7 @@ import torch
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from torch import nn
 
+from model.evaluation.measures import expected_calibration_error
 from model.network import PropensityNet
 from model.serving.config import (
     DEFAULT_CONV_CHANNELS,
@@ -194,4 +195,6 @@ def validation_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "roc_auc": _auc(y, p),
         "log_loss": float(log_loss(y, p, labels=[0, 1])) if len(y) else math.nan,
         "brier": float(brier_score_loss(y, p)) if both else math.nan,
+        "ece": expected_calibration_error(y, p) if len(y) else math.nan,
+        "positive_rate": float(y.mean()) if len(y) else math.nan,
     }

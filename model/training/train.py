@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from model.serving.export import ModelMeta, save_model
+from model.serving.reference import REFERENCE_KEY
 from model.training.data import (
     Dataset,
     DatasetError,
@@ -21,6 +22,7 @@ from model.training.data import (
 )
 from model.training.fitting import TrainConfig, calibrate, fit
 from model.training.splits import WINDOW_NAMES, TimeSplit
+from model.training.window_figures import drift_reference, test_figures
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +95,11 @@ def train_dataset(
     check_windows(windows, dataset.horizon_ms)
     result = fit(dataset, split, config, progress=progress)
     validation = calibrate(result.net, dataset, split, config)
+    batch_size = 4 * config.batch_size
     metrics = {
         "validation": validation,
         "validation_auc": validation["purchase"]["roc_auc"],
+        "test": test_figures(result.net, dataset, split, batch_size),
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "history": result.history,
@@ -108,6 +112,14 @@ def train_dataset(
         "training": asdict(config),
         "source": source,
     }
+    reference = drift_reference(result.net, dataset, split, batch_size)
+    if reference is None:
+        log.warning(
+            "the validation window has no event with a non-empty cart: the artifact records no"
+            " reference distributions, so the worker will export no drift (PSI)"
+        )
+    else:
+        metrics[REFERENCE_KEY] = reference.to_dict()
     return save_model(
         result.net,
         config.model_config(dataset.horizon_ms),

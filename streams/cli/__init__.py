@@ -7,7 +7,7 @@ the model and the schemas; nothing imports the command line.
 
 import click
 
-from streams.cli.bench_commands import bench
+from streams.cli.bench_commands import bench, bench_drift
 from streams.cli.data_commands import import_command, simulate_command
 from streams.cli.demo_command import demo
 from streams.cli.model_commands import evaluate, train
@@ -25,6 +25,7 @@ SUBCOMMANDS: tuple[click.Command, ...] = (
     train,
     evaluate,
     bench,
+    bench_drift,
     demo,
 )
 

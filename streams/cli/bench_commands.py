@@ -1,4 +1,5 @@
-"""`propensity bench`: the side-by-side throughput and latency benchmark."""
+"""`propensity bench`: the side-by-side throughput and latency benchmark; `propensity
+bench-drift`: the drift alert's noise, false alarms and detection delay."""
 
 import json
 import tempfile
@@ -6,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -15,6 +16,9 @@ from rich.table import Table
 from streams.cli.options import build_settings, one_line_errors, setting_option
 from streams.harness.broker import EmbeddedBroker
 from streams.worker.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.harness.drift_bench import BenchResult as DriftBenchResult
 
 
 @contextmanager
@@ -259,3 +263,146 @@ def run_quality_timing(json_out: Path | None) -> None:
     console.print(table)
     if json_out:
         json_out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _figure(value: float, digits: int = 3) -> str:
+    return "-" if value != value else f"{value:.{digits}f}"  # NaN: no full window
+
+
+def print_drift_results(result: "DriftBenchResult", console: Console) -> None:
+    """The three tables of `propensity bench-drift`."""
+    plan = result.plan
+    console.print(
+        f"{plan.users:,} shoppers, {plan.burn_in_days:g} days of burn-in, then {plan.days:g}"
+        f" days evaluated ({result.events_per_day:,.0f} events/day); alert = PSI of either head"
+        " above the threshold at every minute for 15 minutes of event time"
+    )
+    noise = Table(title="PSI without drift (quantiles p50 / p95 / p99 / max over minutes)")
+    for column in ("window (events)", "purchase", "cart_abandon", "event mix"):
+        noise.add_column(column, justify="right")
+    for window, by_name in result.psi_quantiles.items():
+        noise.add_row(
+            f"{window:,}",
+            *(" / ".join(_figure(q) for q in by_name[n]) for n in ("purchase", "cart_abandon")),
+            " / ".join(_figure(q) for q in by_name["event_mix"]),
+        )
+    console.print(noise)
+    alarms = Table(title="False alarms per simulated day without drift (score PSI alert)")
+    alarms.add_column("window (events)", justify="right")
+    for threshold in plan.thresholds:
+        alarms.add_column(f"PSI > {threshold:g}", justify="right")
+    for window, by_threshold in result.false_alarms.items():
+        alarms.add_row(f"{window:,}", *(f"{v:.2f}" for v in by_threshold.values()))
+    console.print(alarms)
+    delays = Table(title="Detection delay: events (event-time minutes) from the drift to the alert")
+    delays.add_column("drift", justify="left")
+    delays.add_column("window (events)", justify="right")
+    for threshold in plan.thresholds:
+        delays.add_column(f"PSI > {threshold:g}", justify="right")
+    for kind, by_window in result.detections.items():
+        for window, detections in by_window.items():
+            cells = []
+            for d in detections.values():
+                cell = f"{d.events:,} ({d.minutes:,.0f} min)" if d.fired else "not fired"
+                cells.append(cell + (" *" if d.already_firing else ""))
+            delays.add_row(kind, f"{window:,}", *cells)
+    console.print(delays)
+    console.print("* a false alert was already firing when the drift began")
+    cost = Table(title="Cost in the worker")
+    for column in ("window (events)", "observe µs/event", "figures µs", "scoring events/s"):
+        cost.add_column(column, justify="right")
+    for window, timing in result.timing.items():
+        cost.add_row(
+            f"{window:,}",
+            f"{timing.observe_us_per_event:.2f}",
+            f"{timing.figures_us:.0f}",
+            f"{timing.scoring_events_per_second:,.0f}",
+        )
+    console.print(cost)
+
+
+@click.command("bench-drift")
+@setting_option("model_path", "--model")
+@click.option("--users", default=3000, show_default=True, help="Simulated shoppers.")
+@click.option(
+    "--burn-in-days",
+    default=7.0,
+    show_default=True,
+    help="Days simulated and scored before measuring (every simulated shopper starts new).",
+)
+@click.option("--days", default=7.0, show_default=True, help="Days measured after the burn-in.")
+@click.option(
+    "--drift-after-days",
+    default=2.0,
+    show_default=True,
+    help="Days into the measured days at which the drift runs change the world.",
+)
+@click.option("--seed", default=7, show_default=True, help="Simulation seed.")
+@click.option(
+    "--windows",
+    default="500,1000,2000,5000,10000",
+    show_default=True,
+    help="Window sizes (events) to measure, comma-separated.",
+)
+@click.option(
+    "--thresholds",
+    default="0.05,0.1,0.15,0.2,0.25",
+    show_default=True,
+    help="PSI thresholds to measure, comma-separated.",
+)
+@click.option(
+    "--kinds",
+    default="conversion,segment,prices",
+    show_default=True,
+    help="Drift kinds to measure (see `propensity simulate --drift`), comma-separated.",
+)
+@click.option(
+    "--json-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the results as JSON here.",
+)
+def bench_drift(
+    users: int,
+    burn_in_days: float,
+    days: float,
+    drift_after_days: float,
+    seed: int,
+    windows: str,
+    thresholds: str,
+    kinds: str,
+    json_out: Path | None,
+    **overrides: Any,
+) -> None:
+    """Measure the worker's drift alert offline: PSI noise and false alarms per day on a
+    simulated run without drift, and the delay to the alert after a drift, per window size
+    and threshold. Events are scored by the worker's scorer and windowed by its DriftWindow.
+    The model must record reference distributions (trained by this version's `train`)."""
+    from model.serving.export import load_model
+    from model.serving.reference import reference_from_metrics
+    from streams.harness.drift_bench import BenchPlan, run_bench
+
+    settings = build_settings(**overrides)
+    with one_line_errors(settings):
+        model = load_model(settings.model_path)
+    reference = reference_from_metrics(model.meta.metrics)
+    if reference is None:
+        raise click.ClickException(
+            f"model file {settings.model_path} records no reference distributions: retrain it"
+            " with `propensity train`"
+        )
+    plan = BenchPlan(
+        users=users,
+        burn_in_days=burn_in_days,
+        days=days,
+        drift_after_days=drift_after_days,
+        seed=seed,
+        windows=tuple(int(w) for w in windows.split(",")),
+        thresholds=tuple(float(t) for t in thresholds.split(",")),
+        kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
+    )
+    console = Console()
+    result = run_bench(model, reference, plan, progress=lambda line: console.print(line))
+    print_drift_results(result, console)
+    if json_out is not None:
+        json_out.write_text(json.dumps(asdict(result), indent=2, default=str))

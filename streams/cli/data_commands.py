@@ -23,8 +23,9 @@ from rich.table import Table
 from model.importers import FORMATS, ImportReport, UnreadableInput, import_events, input_paths
 from model.simulate import SimulatedEvent, SimulationConfig, simulate, write_jsonl
 from model.simulate.config import DEFAULT_START_MS
+from model.simulate.drift import DRIFT_KINDS, Drift
 from schemas.events import ShopEvent
-from schemas.units import HOUR_MS
+from schemas.units import DAY_MS, HOUR_MS
 from streams.cli.options import build_settings, kafka_options, one_line_errors
 from streams.harness.producer import live_events, record_for_event, send_records
 from streams.worker.admin import ensure_topics, service_topics
@@ -148,6 +149,27 @@ class _Tally:
             yield item
 
 
+def drift_option(kind: str | None, at: str | None, start_ms: int) -> Drift | None:
+    """The --drift/--drift-at pair as a Drift (None without them); ``at`` is days after the
+    start or an ISO-8601 time (naive = UTC)."""
+    if (kind is None) != (at is None):
+        raise click.UsageError("give --drift and --drift-at together")
+    if kind is None or at is None:
+        return None
+    try:
+        return Drift(kind, start_ms + round(float(at) * DAY_MS))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise click.BadParameter(
+            f"{at!r} is neither days after --start nor ISO-8601", param_hint="--drift-at"
+        ) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return Drift(kind, int(moment.timestamp() * 1000))
+
+
 @click.command("simulate")
 @click.option(
     "--out",
@@ -191,6 +213,20 @@ class _Tally:
     is_flag=True,
     help="Do not compute oracle_purchase and ceiling_purchase (about 20x faster).",
 )
+@click.option(
+    "--drift",
+    "drift_kind",
+    type=click.Choice(DRIFT_KINDS),
+    default=None,
+    help="Change the world at --drift-at: conversion (checkouts and buy-nows at 0.2x their"
+    " rate), segment (bargain hunters, 20%% of --users, arrive), prices (every price 1.6x)."
+    " Implies --no-oracle (the oracle solves the undrifted world).",
+)
+@click.option(
+    "--drift-at",
+    default=None,
+    help="When the drift starts: days after --start (e.g. 3.5) or an ISO-8601 time.",
+)
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 def simulate_command(
     out: Path,
@@ -204,6 +240,8 @@ def simulate_command(
     to_kafka: bool,
     rate: float | None,
     live_time: bool,
+    drift_kind: str | None,
+    drift_at: str | None,
     **kafka: Any,
 ) -> None:
     """Simulate shoppers and write their events, in time order, as JSON Lines or to Kafka.
@@ -222,19 +260,21 @@ def simulate_command(
         raise click.BadParameter(f"{start!r} is not ISO-8601", param_hint="--start") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    start_ms = int(moment.timestamp() * 1000)
+    drift = drift_option(drift_kind, drift_at, start_ms)
     config = SimulationConfig(
         n_users=users,
         days=days,
-        start_ms=int(moment.timestamp() * 1000),
+        start_ms=start_ms,
         seed=seed,
         horizon_ms=round(horizon_hours * HOUR_MS),
-        with_oracle=not (no_oracle or to_kafka),
+        with_oracle=not (no_oracle or to_kafka or drift),
     )
     if to_kafka:
         settings = build_settings(**kafka)
         with one_line_errors(settings):
             ensure_topics(settings, service_topics(settings))
-        events: Iterable[ShopEvent] = (item.event for item in simulate(config))
+        events: Iterable[ShopEvent] = (item.event for item in simulate(config, drift))
         if live_time:
             events = live_events(events)
         records = (record_for_event(e, settings.input_topics) for e in events)
@@ -254,7 +294,8 @@ def simulate_command(
     began = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
     with Progress(*columns, TimeRemainingColumn(), console=console, disable=no_progress) as bar:
-        written = write_jsonl(tally.watch(_with_progress(simulate(config), bar, config)), out)
+        events_out = _with_progress(simulate(config, drift), bar, config)
+        written = write_jsonl(tally.watch(events_out), out)
     elapsed = time.perf_counter() - began
     table = Table(title=f"Simulation -> {out}", show_header=False)
     table.add_row("events", f"{written:,}")
@@ -262,6 +303,8 @@ def simulate_command(
     table.add_row("event types", ", ".join(f"{k} {v:,}" for k, v in tally.types.most_common()))
     table.add_row("from", _when(config.start_ms))
     table.add_row("to", _when(config.end_ms))
+    if drift is not None:
+        table.add_row("drift", f"{drift.kind} from {_when(drift.at_ms)}")
     if tally.oracle_n:
         mean = tally.oracle_sum / tally.oracle_n
         table.add_row(f"mean oracle_purchase ({horizon_hours:g} h)", f"{mean:.3f}")

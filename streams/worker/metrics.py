@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from model.monitoring.drift import DriftFigures
 from model.monitoring.figures import QualityFigures
 from model.monitoring.quality import WindowFigures
 from model.monitoring.reference import ReferenceFigure
@@ -189,6 +190,31 @@ class WorkerMetrics:
             " real time the outcome join decides labels).",
             registry=r,
         )
+        self.score_psi = Gauge(
+            "propensity_score_psi",
+            "PSI of the head's scores over the last drift_window_events scored events against"
+            " the model's validation-window score deciles (NaN until the window is full).",
+            ["head", "model_version"],
+            registry=r,
+        )
+        self.event_mix_psi = Gauge(
+            "propensity_event_mix_psi",
+            "PSI of the event-type mix over the last drift_window_events scored events against"
+            " the model's validation window (NaN until the window is full).",
+            ["model_version"],
+            registry=r,
+        )
+        self.drift_window_events = Gauge(
+            "propensity_drift_window_events",
+            "Scored events in the drift window (at most drift_window_events).",
+            ["model_version"],
+            registry=r,
+        )
+        self.drift_psi_threshold = Gauge(
+            "propensity_drift_psi_threshold",
+            "The drift_psi_threshold setting: PSI above it for 15 minutes is drift.",
+            registry=r,
+        )
         self.up = Gauge("propensity_worker_up", "1 while the worker process runs.", registry=r)
         self.ready = Gauge(
             "propensity_worker_ready",
@@ -241,6 +267,13 @@ class WorkerMetrics:
     def set_model_reference(self, model_version: str, figures: list[ReferenceFigure]) -> None:
         for f in figures:
             self.model_reference.labels(f.head, model_version, f.split, f.metric).set(f.value)
+
+    def observe_drift(self, model_version: str, figures: DriftFigures) -> None:
+        """Export the drift window's current PSI values (NaN: window not yet full)."""
+        for head, value in figures.score_psi.items():
+            self.score_psi.labels(head, model_version).set(value)
+        self.event_mix_psi.labels(model_version).set(figures.event_mix_psi)
+        self.drift_window_events.labels(model_version).set(figures.events)
 
     def observe_batch(self, result: BatchResult, seconds: float) -> None:
         """Record one scored slice (``seconds``: its wall time), before it is published."""

@@ -12,6 +12,7 @@ from model.serving.scorer import SequenceScorer
 from schemas.exceptions import PropensityError
 from streams.worker.admin import admin_client, ensure_topics, service_topics
 from streams.worker.agents import FatalHandler, register_agents
+from streams.worker.agents.drift_report import drift_window
 from streams.worker.agents.scoring import BatchHandler
 from streams.worker.app import Runtime, create_app
 from streams.worker.metrics import WorkerMetrics
@@ -54,6 +55,7 @@ def build_worker(
     """The app with its agents, ready to run; tests pass their own publisher and fatal handler."""
     runtime = create_app(settings)
     scorer = SequenceScorer(model, window_size=settings.window_size, ttl_ms=settings.user_ttl_ms)
+    metrics.drift_psi_threshold.set(settings.drift_psi_threshold)
     handler = register_agents(
         runtime,
         scorer,
@@ -62,6 +64,7 @@ def build_worker(
         model.meta.horizon_ms,
         publisher=publisher,
         on_fatal=on_fatal,
+        drift=drift_window(model, settings),
     )
     return runtime, handler
 

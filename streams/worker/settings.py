@@ -11,6 +11,9 @@ from schemas.events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_FUTURE_MS
 from schemas.units import SECOND_MS
 
 ENV_PREFIX = "PROPENSITY_"
+# Chosen from `propensity bench-drift` (see the README, "Knowing the model still works").
+DEFAULT_DRIFT_WINDOW_EVENTS = 5000
+DEFAULT_DRIFT_PSI_THRESHOLD = 0.1
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
@@ -145,6 +148,17 @@ class Settings:
         True,
         "Confirm each changelog partition's end offset with a fetch before table recovery"
         " (some brokers, the embedded Tansu among them, under-report it).",
+    )
+    drift_window_events: int = _setting(
+        DEFAULT_DRIFT_WINDOW_EVENTS,
+        "Scored events (per head: scores) in the sliding window whose PSI against the model's"
+        " reference distributions is exported; 0 turns drift monitoring off. PSI is NaN until"
+        " the window is full.",
+    )
+    drift_psi_threshold: float = _setting(
+        DEFAULT_DRIFT_PSI_THRESHOLD,
+        "PSI above which the drift alert fires (exported as propensity_drift_psi_threshold for"
+        " the alert rule); chosen with `propensity bench-drift` for the default window.",
     )
     sweep_interval_seconds: float = _setting(60.0, "How often idle users are expired.")
     outcome_join: bool = _setting(

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from model.evaluation.assessment import predict_network
 from model.serving.export import load_model
+from model.serving.reference import reference_from_metrics
 from model.serving.scorer import SequenceScorer, score_offline
 from model.training.data import build_dataset, window_masks
 from model.training.splits import VALIDATION
@@ -38,6 +39,14 @@ def test_quick_training_writes_a_loadable_calibrated_artifact(
     assert meta.data_fingerprint == "sha256:" + hashlib.sha256(data_file.read_bytes()).hexdigest()
     metrics = meta.metrics
     assert 0.0 <= metrics["validation_auc"] <= 1.0
+    assert set(metrics["test"]) == {"purchase", "cart_abandon"}
+    assert metrics["test"]["purchase"]["events"] > 0
+    assert {"roc_auc", "brier", "ece", "log_loss", "positive_rate"} <= set(
+        metrics["test"]["purchase"]
+    )
+    reference = reference_from_metrics(metrics)  # load_model has checked it already
+    assert reference is not None and reference.window == "validation"
+    assert reference.scores["purchase"].events == reference.events
     assert metrics["split"]["val_start_ms"] < metrics["split"]["test_start_ms"]
     assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"] <= QUICK_TRAINING.epochs
     scale = loaded.module.calibration_scale.tolist()

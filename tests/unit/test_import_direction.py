@@ -20,7 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "model.serving": {"schemas"},
     "model.importers": {"schemas"},
     "model.simulate": {"schemas", "model.importers"},
-    "model.training": _TRAINING,
+    # Training records the test window's figures with the measures evaluation reports.
+    "model.training": {*_TRAINING, "model.evaluation.measures"},
     # The measures are plain numpy/scikit-learn: live monitoring reports the same figures.
     "model.evaluation.measures": set(),
     "model.evaluation": {*_TRAINING, "model.training", "model.evaluation.measures"},

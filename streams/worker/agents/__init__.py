@@ -3,8 +3,9 @@
 
 from mode import Service
 
+from model.monitoring.drift import DriftWindow
 from model.serving.scorer import SequenceScorer
-from streams.worker.agents import housekeeping, outcomes, scoring
+from streams.worker.agents import drift_report, housekeeping, outcomes, scoring
 from streams.worker.agents.fail_stop import FATAL_EXIT_CODE, FatalHandler, fail_stop
 from streams.worker.agents.scoring import BatchHandler
 from streams.worker.app import Runtime
@@ -26,6 +27,7 @@ def register_agents(
     horizon_ms: int,
     publisher: Publisher | None = None,
     on_fatal: FatalHandler | None = None,
+    drift: DriftWindow | None = None,
 ) -> BatchHandler:
     """Attach the scoring agent, the outcome join (unless turned off) and the housekeeping
     timers to the app.
@@ -38,10 +40,14 @@ def register_agents(
         settings.bootstrap, security=aiokafka_options(settings)
     )
     lag_monitor = LagMonitor(settings, metrics)
-    handler = scoring.register(runtime, scorer, settings, metrics, sink, horizon_ms, fatal)
+    handler = scoring.register(
+        runtime, scorer, settings, metrics, sink, horizon_ms, fatal, drift=drift
+    )
     if settings.outcome_join:
         outcomes.register(runtime, settings, metrics, sink, scorer.model_version, fatal)
     housekeeping.register(runtime, settings, metrics, sink, lag_monitor)
+    if drift is not None:
+        drift_report.register(runtime, scorer.model_version, metrics, drift)
     live_quality = LiveQualityFollower(settings, metrics) if settings.live_quality else None
     if live_quality is not None:
         runtime.app.task(live_quality.run)
