@@ -1,4 +1,6 @@
-"""`propensity demo`: broker, model, worker and simulated shoppers, with a live table."""
+"""`propensity demo`: broker, model, worker and simulated shoppers, with a live table; with
+``--drift``, shoppers replayed in their own (simulated) time, a world that changes mid-run, and
+the live model quality and drift figures the worker exports."""
 
 import asyncio
 import contextlib
@@ -17,6 +19,8 @@ from rich.live import Live
 from rich.table import Table
 
 from model.simulate import SimulationConfig, simulate
+from model.simulate.drift import DRIFT_KINDS, Drift
+from schemas.units import DAY_MS
 from streams.cli.options import build_settings, kafka_options, one_line_errors, setting_option
 from streams.harness.broker import EmbeddedBroker, free_port
 from streams.harness.producer import (
@@ -27,6 +31,7 @@ from streams.harness.producer import (
     with_malformed,
 )
 from streams.harness.supervisor import WorkerProcess, start_worker
+from streams.harness.worker_figures import QualityView
 from streams.worker.admin import ensure_topics, service_topics
 from streams.worker.kafka_security import aiokafka_options
 from streams.worker.settings import Settings
@@ -48,9 +53,11 @@ class LiveView:
         self.dead_reasons: dict[str, int] = {}
         self.latencies: deque[float] = deque(maxlen=2000)
         self.started = time.monotonic()
+        self.latest_event_ts = 0
 
     def on_propensity(self, body: dict[str, Any], published_ms: int) -> None:
         self.scored += 1
+        self.latest_event_ts = max(self.latest_event_ts, body["event_ts"])
         self.latest.pop(body["user_id"], None)
         self.latest[body["user_id"]] = body
         if len(self.latest) > 5000:
@@ -62,7 +69,7 @@ class LiveView:
         self.dead += 1
         self.dead_reasons[reason] = self.dead_reasons.get(reason, 0) + 1
 
-    def render(self, sent: int) -> Group:
+    def render(self, sent: int, quality: QualityView | None = None) -> Group:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         ordered = sorted(self.latencies)
         p50 = ordered[len(ordered) // 2] if ordered else float("nan")
@@ -88,7 +95,9 @@ class LiveView:
                 str(body.get("cart_items", 0)),
                 body["model_version"],
             )
-        return Group(stats, table)
+        if quality is None:
+            return Group(stats, table)
+        return Group(stats, quality.render(), table)
 
 
 async def _follow(settings: Settings, view: LiveView, stop: asyncio.Event) -> None:
@@ -121,11 +130,16 @@ async def _run(
     bad_every: int,
     duration: float | None,
     console: Console,
+    drift: Drift | None,
+    quality: QualityView | None,
 ) -> tuple[LiveView, int]:
     stop = asyncio.Event()
-    view = LiveView(rows=min(15, max(console.height - 8, 5)))
+    view = LiveView(rows=min(15 if quality is None else 8, max(console.height - 20, 5)))
     config = SimulationConfig(n_users=users, days=365.0, seed=int(time.time()), with_oracle=False)
-    events = live_events(item.event for item in simulate(config))
+    if drift is None:
+        events = live_events(item.event for item in simulate(config))
+    else:  # simulated time: horizons close at replay speed, so outcomes come within minutes
+        events = (item.event for item in simulate(config, drift))
     records = with_malformed(
         (record_for_event(e, settings.input_topics) for e in events),
         bad_every,
@@ -142,7 +156,9 @@ async def _run(
         try:
             while deadline is None or time.monotonic() < deadline:
                 await asyncio.sleep(0.25)
-                live.update(view.render(stats.sent))
+                if quality is not None:
+                    quality.refresh(view.latest_event_ts)
+                live.update(view.render(stats.sent, quality))
                 if sending.done():
                     break
         finally:
@@ -150,7 +166,7 @@ async def _run(
             await sending
             await asyncio.sleep(3.0)  # let the last propensities arrive
             await follower
-            live.update(view.render(stats.sent))
+            live.update(view.render(stats.sent, quality))
     return view, stats.sent
 
 
@@ -165,13 +181,41 @@ async def _run(
 @click.option(
     "--bad-every", type=int, default=250, help="Send a malformed copy of every Nth event (0: none)."
 )
-def demo(duration: float | None, rate: float, users: int, bad_every: int, **overrides: Any) -> None:
+@click.option(
+    "--drift",
+    "drift_kind",
+    type=click.Choice(DRIFT_KINDS),
+    default=None,
+    help="Replay the shoppers in simulated time and change their world at --drift-at; show the"
+    " live model quality (AUC, calibration) and drift (PSI) figures beside the propensities.",
+)
+@click.option(
+    "--drift-at",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Simulated days after the start when the --drift begins.",
+)
+def demo(
+    duration: float | None,
+    rate: float,
+    users: int,
+    bad_every: int,
+    drift_kind: str | None,
+    drift_at: float,
+    **overrides: Any,
+) -> None:
     """Run everything on this machine and show live propensities.
 
     Starts the embedded Tansu broker (unless KAFKA_BOOTSTRAP_SERVERS is set), creates the
     topics, trains a small model on simulated shoppers if the model file is missing, starts
     the worker, streams simulated shoppers into Kafka and shows the propensities as they are
     published. Ctrl-C (or --duration) stops everything.
+
+    With --drift the shoppers keep their simulated event times (one simulated day passes in
+    about 10,000 / --rate seconds), so predictions get their outcomes within minutes: the
+    table shows live ROC-AUC against the model's test figure, calibration and the PSI of the
+    scores, before and after the drift.
     """
     console = Console()
     settings = build_settings(**overrides)
@@ -206,8 +250,15 @@ def demo(duration: float | None, rate: float, users: int, bad_every: int, **over
         )
         worker.wait_ready(timeout=120)
         console.print("[bold]worker[/] ready; streaming simulated shoppers (Ctrl-C stops)")
+        drift = quality = None
+        if drift_kind is not None:
+            start_ms = SimulationConfig().start_ms
+            drift = Drift(drift_kind, start_ms + round(drift_at * DAY_MS))
+            quality = QualityView(worker, drift)
         with contextlib.suppress(KeyboardInterrupt), one_line_errors(settings):
-            view, sent = asyncio.run(_run(settings, users, rate, bad_every, duration, console))
+            view, sent = asyncio.run(
+                _run(settings, users, rate, bad_every, duration, console, drift, quality)
+            )
             console.print(
                 f"[bold]done[/]: {sent:,} events sent, {view.scored:,} propensities, "
                 f"{view.dead:,} dead letters {view.dead_reasons}"
