@@ -277,6 +277,23 @@ def test_a_redelivered_record_is_recognised_by_its_offset() -> None:
     assert not again.outcomes and store.read("u").applied_offset == 8
 
 
+def test_an_event_dated_ahead_of_the_wall_clock_moves_the_watermark_only_to_it() -> None:
+    marks = Watermarks(0, now_ms=10_000)
+    store = Store()
+    records = [
+        record(propensity("u", "v", "view", 9_500)),
+        record(propensity("skewed", "s", "view", 10_000 + 3_600_000)),  # a clock an hour fast
+    ]
+    result = join_batch(records, store.read, marks, CONFIG)
+    assert marks.newest == {0: 10_000} and not result.outcomes  # v's horizon (10,500) is open
+    store.apply(result, marks)
+    later = Watermarks(0, store.newest, now_ms=10_600)
+    result = join_batch(
+        [record(propensity("u", "p", "purchase", 10_400))], store.read, later, CONFIG
+    )
+    assert [(o.prediction.event_id, o.purchase_label) for o in result.outcomes] == [("v", 1)]
+
+
 def test_allowed_lateness_holds_the_negative_back() -> None:
     marks = Watermarks(200)
     store = Store()

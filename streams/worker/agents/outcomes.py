@@ -93,7 +93,7 @@ class OutcomeHandler:
     def watermarks(self, partitions: set[int]) -> Watermarks:
         table = self.runtime.pending_outcomes
         newest = {p: ts for p in partitions if (ts := table.newest_event_ts(p)) is not None}
-        return Watermarks(self.config.allowed_lateness_ms, newest)
+        return Watermarks(self.config.allowed_lateness_ms, newest, now_ms=int(time.time() * 1000))
 
     def handle(self, records: Sequence[InputRecord]) -> JoinResult:
         """Join one slice (CPU only), queue its outcomes and store its pending lists."""

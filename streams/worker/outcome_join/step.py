@@ -44,14 +44,28 @@ class JoinConfig:
 
 
 class Watermarks:
-    """Per partition, the newest event time seen; events up to ``known_until`` are all in."""
+    """Per partition, the newest event time seen; events up to ``known_until`` are all in.
 
-    def __init__(self, allowed_lateness_ms: int, newest: dict[int, int] | None = None) -> None:
+    With ``now_ms`` (the wall clock; the agent passes it), an event dated ahead of it moves the
+    watermark only up to it: a producer's skewed clock (the decoder accepts up to
+    PROPENSITY_MAX_FUTURE_SKEW_SECONDS ahead) must not close horizons early. A replay of past
+    events never reaches the wall clock, so it is not affected.
+    """
+
+    def __init__(
+        self,
+        allowed_lateness_ms: int,
+        newest: dict[int, int] | None = None,
+        now_ms: int | None = None,
+    ) -> None:
         self.allowed_lateness_ms = allowed_lateness_ms
         self.newest: dict[int, int] = dict(newest or {})
+        self.now_ms = now_ms
         self.changed: set[int] = set()
 
     def advance(self, partition: int, event_ts: int) -> None:
+        if self.now_ms is not None:
+            event_ts = min(event_ts, self.now_ms)
         if event_ts > self.newest.get(partition, -(2**62)):
             self.newest[partition] = event_ts
             self.changed.add(partition)
