@@ -4,7 +4,8 @@ Scores logit(p) ~ Normal(mu, 1.2), mu set so the mean score is the base rate; la
 y ~ Bernoulli(p): no drift, no miscalibration. Prints, over 500 windows per case, the true AUC
 (from 10^6 draws), the 1st percentile of the window AUC, the share of windows with AUC below
 true - 0.05, and the 99th percentiles of |mean p - mean y| and of ECE
-(model/evaluation/measures.py). Run: PYTHONPATH=. python notes/ops_noise.py (about 15 s).
+(model/evaluation/measures.py). Run: ``python -m model.monitoring.alert_noise`` (about 15 s);
+the guards and margins of the alert rules (deploy/prometheus/alerts.yml) come from its figures.
 """
 
 import numpy as np
