@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
+from model.monitoring.figures import QualityFigures
 from streams.harness.broker import free_port
 from streams.worker.admin import ensure_topics, service_topics
 from tests.kafka_helpers import produce, start_worker, worker_settings
@@ -27,19 +28,7 @@ T0 = int(time.time() * 1000) - 60_000
 # untrained model has none) and a full drift window, skips a bad propensity or outcome record.
 # Queries of only these may come back empty; they must still be valid.
 NOT_IN_A_SHORT_RUN = {
-    *(
-        f"propensity_live_{name}"
-        for name in (
-            "roc_auc",
-            "pr_auc",
-            "brier",
-            "log_loss",
-            "ece",
-            "predicted_rate",
-            "observed_rate",
-            "outcomes",
-        )
-    ),
+    *(f"propensity_live_{name}" for name in QualityFigures.names()),
     "propensity_model_reference",
     "propensity_score_psi",
     "propensity_event_mix_psi",

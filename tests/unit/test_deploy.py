@@ -11,6 +11,7 @@ import pytest
 import yaml
 from prometheus_client import generate_latest, start_http_server
 
+from model.monitoring.figures import QualityFigures
 from model.serving.config import DEFAULT_HORIZON_MS
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.settings import Settings, settings_table
@@ -482,19 +483,7 @@ PER_WORKER_SHARE = re.compile(
 )
 # The monitoring metrics: the "Model quality" row shows each of them.
 MONITORING_METRICS = {
-    *(
-        f"propensity_live_{name}"
-        for name in (
-            "roc_auc",
-            "pr_auc",
-            "brier",
-            "log_loss",
-            "ece",
-            "predicted_rate",
-            "observed_rate",
-            "outcomes",
-        )
-    ),
+    *(f"propensity_live_{name}" for name in QualityFigures.names()),
     "propensity_model_reference",
     "propensity_score_psi",
     "propensity_event_mix_psi",
