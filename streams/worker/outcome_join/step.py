@@ -32,14 +32,14 @@ MALFORMED = "malformed"
 NO_HORIZON = "no_horizon"
 UNKNOWN_MODEL = "unknown_model"
 TOO_LATE = "too_late"
-DUPLICATE = "duplicate"  # the same event id is already pending (published twice)
+DUPLICATE = "duplicate"  # the same event id is held already (its propensity published twice)
 REDELIVERED = "redelivered"  # the user's list has applied this record already
 
 
 @dataclass(frozen=True, slots=True)
 class JoinConfig:
     allowed_lateness_ms: int  # how far behind the newest event time an event may still arrive
-    max_pending_per_user: int  # beyond it the oldest pending prediction is dropped (evicted)
+    max_pending_per_user: int  # beyond it the oldest are dropped (resolved first; see drop_oldest)
     model_versions: frozenset[str] | None = None  # predictions of other versions are skipped
 
 
