@@ -30,6 +30,7 @@ class Score(NamedTuple):
     purchase: float
     cart_abandon: float | None  # None when the cart is empty after the event
     cart_items: int
+    cart_value: float = 0.0  # sum of quantity x price over the cart after the event
 
 
 # Where an input record came from: (source_id(topic, partition), offset). Offline scoring has
@@ -95,11 +96,13 @@ class SequenceScorer:
         state.window, state.h, state.c = window[0].numpy(), h[0].numpy(), c[0].numpy()
         if _non_finite_rows(window, h, c):
             return _NON_FINITE
-        return self._score(probs[0, -1].tolist(), state.encoder.cart_items)
+        cart = (state.encoder.cart_items, state.encoder.cart_value)
+        return self._score(probs[0, -1].tolist(), cart)
 
     @staticmethod
-    def _score(probs: list[float], cart_items: int) -> Score:
-        return Score(probs[0], probs[1] if cart_items > 0 else None, cart_items)
+    def _score(probs: list[float], cart: tuple[int, float]) -> Score:
+        items, value = cart
+        return Score(probs[0], probs[1] if items > 0 else None, items, value)
 
     def score(
         self,
@@ -157,7 +160,8 @@ class SequenceScorer:
                 scores[i] = self._run_rebuilt(applied.state, np.asarray(applied.rows))
             else:
                 (row,) = applied.rows
-                segment.add(i, row, applied.state.encoder.cart_items)
+                encoder = applied.state.encoder
+                segment.add(i, row, (encoder.cart_items, encoder.cart_value))
             if positions is not None:
                 applied.state.mark_applied(*positions[n])
         states[user] = segment.state
@@ -176,8 +180,8 @@ class SequenceScorer:
         window_np, h_np, c_np = window.numpy(), h.numpy(), c.numpy()
         for b, seg in enumerate(segments):
             seg.state.window, seg.state.h, seg.state.c = window_np[b], h_np[b], c_np[b]
-            for t, (i, cart_items) in enumerate(zip(seg.indices, seg.carts, strict=True)):
-                scores[i] = self._score(probs_list[b][t], cart_items)
+            for t, (i, cart) in enumerate(zip(seg.indices, seg.carts, strict=True)):
+                scores[i] = self._score(probs_list[b][t], cart)
             if b in bad_states:
                 scores[seg.indices[-1]] = _NON_FINITE
         for seg in segments:
@@ -207,12 +211,12 @@ class _Segment:
         self.state = state
         self.rows: list[Sequence[float]] = []
         self.indices: list[int] = []
-        self.carts: list[int] = []
+        self.carts: list[tuple[int, float]] = []  # cart items and value after each event
 
-    def add(self, index: int, row: Sequence[float], cart_items: int) -> None:
+    def add(self, index: int, row: Sequence[float], cart: tuple[int, float]) -> None:
         self.rows.append(row)
         self.indices.append(index)
-        self.carts.append(cart_items)
+        self.carts.append(cart)
 
 
 def _by_user(events: Sequence[ShopEvent]) -> dict[str, list[int]]:

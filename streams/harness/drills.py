@@ -166,7 +166,9 @@ def clean_scores(settings: Settings, inputs: list[ConsumedRecord]) -> dict[tuple
             for user, (_, state) in result.states.items():
                 table[user] = state
             for s in result.scored:
-                scores[(s.record.partition, s.record.offset)] = s.score  # a Scores tuple
+                score = s.score
+                position = (s.record.partition, s.record.offset)
+                scores[position] = (score.purchase, score.cart_abandon, score.cart_items)
     return scores
 
 

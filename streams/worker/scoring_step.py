@@ -214,6 +214,7 @@ def _scored(
         purchase=score.purchase,
         cart_abandon=score.cart_abandon,
         cart_items=score.cart_items,
+        cart_value=round(score.cart_value, 2),
         model_version=scorer.model_version,
         horizon_ms=config.horizon_ms,
         event_id=event.event_id or f"{record.topic}/{record.partition}/{record.offset}",

@@ -60,6 +60,7 @@ def propensity(
         purchase=purchase,
         cart_abandon=0.5 if cart_items else None,
         cart_items=cart_items,
+        cart_value=12.5 * cart_items,
         model_version=MODEL,
         horizon_ms=HORIZON,
         event_id=event_id,

@@ -153,3 +153,24 @@ def test_the_metrics_observe_the_typed_result(scorer: SequenceScorer) -> None:
     assert sample(metrics, "propensity_processing_latency_seconds_sum") == pytest.approx(1.5)
     assert sample(metrics, "propensity_scoring_batch_size_sum") == 5 + 2
     assert sample(metrics, "propensity_scoring_batch_duration_seconds_count") == 2
+
+
+def test_the_propensity_states_the_cart_after_its_event(scorer: SequenceScorer) -> None:
+    """Cart items and value after each event, step by step and in one batch alike."""
+    batch = [
+        record(0, 0, b"u", event("u", "add_to_cart", 0, price=10.0, quantity=2)),
+        record(0, 1, b"u", event("u", "add_to_cart", 1, item_id="i2", price=2.5)),
+        record(0, 2, b"u", event("u", "remove_from_cart", 2)),
+        record(0, 3, b"u", event("u", "purchase", 3, item_id="i2", price=2.5)),
+    ]
+    expected = [(1, 20.0), (2, 22.5), (1, 2.5), (0, 0.0)]
+    whole = score_batch(batch, Table().get, scorer, CONFIG, NOW)
+    table = Table()
+    one_by_one = []
+    for r in batch:
+        result = score_batch([r], table.get, scorer, CONFIG, NOW)
+        table.store(result)
+        one_by_one += result.scored
+    for scored in (whole.scored, one_by_one):
+        bodies = [orjson.loads(s.output.value or b"") for s in scored]
+        assert [(b["cart_items"], b["cart_value"]) for b in bodies] == expected
