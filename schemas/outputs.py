@@ -85,6 +85,65 @@ def outcome_record(
     }
 
 
+# Who a marketing action was decided for: sent (treatment) or only recorded (control group).
+TREATMENT: Final = "treatment"
+CONTROL: Final = "control"
+
+
+def action_record(
+    *,
+    action_id: str,
+    action: str,
+    user_id: str,
+    assignment: str,
+    decided_at: int,
+    event_id: str,
+    model_version: str,
+    purchase: float,
+    cart_abandon: float | None,
+    reason: str,
+    policy_hash: str,
+) -> dict[str, Any]:
+    """The action record as a JSON object (see schemas/json/action_record.schema.json)."""
+    return {
+        "action_id": action_id,
+        "action": action,
+        "user_id": user_id,
+        "assignment": assignment,
+        "decided_at": decided_at,
+        "event_id": event_id,
+        "model_version": model_version,
+        "scores": {"purchase": purchase, "cart_abandon": cart_abandon},
+        "reason": reason,
+        "policy_hash": policy_hash,
+    }
+
+
+def action_outcome_record(
+    *,
+    action_id: str,
+    action: str,
+    user_id: str,
+    assignment: str,
+    decided_at: int,
+    horizon_ms: int,
+    converted: int,
+    resolved_at: int,
+) -> dict[str, Any]:
+    """Whether the user bought within ``horizon_ms`` after the action was decided
+    (schemas/json/action_outcome_record.schema.json)."""
+    return {
+        "action_id": action_id,
+        "action": action,
+        "user_id": user_id,
+        "assignment": assignment,
+        "decided_at": decided_at,
+        "horizon_ms": horizon_ms,
+        "converted": converted,
+        "resolved_at": resolved_at,
+    }
+
+
 def encode(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message)
 

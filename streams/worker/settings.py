@@ -87,6 +87,11 @@ class Settings:
         "outcomes",
         "Topic of the outcome records: each propensity joined with what the shopper did next.",
     )
+    action_outcomes_topic: str = _setting(
+        "action-outcomes",
+        "Topic of the action outcome records: each marketing action (treatment and control)"
+        " joined with whether the shopper bought within the uplift horizon.",
+    )
     partitions: int = _setting(8, "Partitions used when this service creates topics.")
     live_quality: bool = _setting(
         True,

@@ -4,6 +4,7 @@ the sweeps, a restart or a redelivery; bad propensities are skipped with a reaso
 import itertools
 import math
 import random
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -372,8 +373,18 @@ def test_the_cap_per_user_drops_resolved_predictions_first_then_the_oldest_open(
 
 
 def prediction(i: int, cart: float | None = 0.5, version: str = MODEL) -> PendingPrediction:
+    action = ("reminder", "incentive", None)[i % 3]
     return PendingPrediction(
-        f"id-{i}", EVENT_TYPES[i % 5], 10 * i, 0.1 + i / 100, cart, version, 7, i % 3 == 0
+        f"id-{i}",
+        EVENT_TYPES[i % 5],
+        10 * i,
+        0.1 + i / 100,
+        cart,
+        version,
+        7,
+        i % 3 == 0,
+        action,
+        i % 2 == 0,
     )
 
 
@@ -384,7 +395,7 @@ def test_codec_round_trips_exactly() -> None:
     assert pending_count(raw) == 6
     assert earliest_deadline_ms(raw) == 7
     assert decode_pending(encode_pending(PendingList())) == PendingList()
-    one_version = [prediction(i) for i in range(6)]
+    one_version = [replace(prediction(i), action=None) for i in range(6)]
     grown = len(encode_pending(PendingList(0, one_version))) - len(
         encode_pending(PendingList(0, one_version[:1]))
     )
@@ -395,9 +406,9 @@ def test_codec_round_trips_exactly() -> None:
     "raw",
     [
         b"",
-        b"\x02" + bytes(11),
+        b"\x02" + bytes(12),
         encode_pending(PendingList(0, [prediction(1)]))[:-3],
-        b"\x01" + bytes(11) + b"!",
+        b"\x01" + bytes(12) + b"!",
     ],
 )
 def test_codec_refuses_what_it_did_not_write(raw: bytes) -> None:
@@ -429,3 +440,41 @@ def test_table_index_finds_due_users_and_survives_a_rebuild() -> None:
     _, value = table.write("a", 0, PendingList(3, []))
     assert value is None and table.read("a") == PendingList()
     assert math.isclose(table.read("b").predictions[0].purchase, 0.15)
+
+
+def test_a_tracked_action_resolves_by_the_same_rule_into_an_action_outcome() -> None:
+    from streams.worker.outcome_join.step import track_action
+
+    store = Store()
+    marks = store.marks()
+    first = join_batch(
+        [record(propensity("u", "c", "add_to_cart", 0, 1))], store.read, marks, CONFIG
+    )
+    action = PendingPrediction("a" * 32, "add_to_cart", 100, 0.3, 0.8, MODEL, 500, False, "nudge")
+    control = replace(action, event_id="b" * 32, action="other", control=True, event_ts=700)
+    track_action("u", 0, action, first.pending, store.read)
+    track_action("u", 0, action, first.pending, store.read)  # redelivered: held once
+    track_action("u", 0, control, first.pending, store.read)
+    store.apply(first, marks)
+    marks = store.marks()
+    bought = join_batch([record(propensity("u", "p", "purchase", 550))], store.read, marks, CONFIG)
+    store.apply(bought, marks)
+    outs = {o.prediction.event_id: orjson.loads(o.output.value or b"") for o in bought.outcomes}
+    assert outs["a" * 32] == {
+        "action_id": "a" * 32,
+        "action": "nudge",
+        "user_id": "u",
+        "assignment": "treatment",
+        "decided_at": 100,
+        "horizon_ms": 500,
+        "converted": 1,
+        "resolved_at": 550,
+    }
+    assert outs["c"]["labels"]["purchase"] == 1  # the propensity, as before
+    assert "b" * 32 not in outs  # decided after the purchase: still open
+    marks = store.marks()
+    later = join_batch([record(propensity("x", "y", "view", 1_300))], store.read, marks, CONFIG)
+    store.apply(later, marks)
+    (closed,) = [o for o in store.sweep() if o.is_action]
+    out = orjson.loads(closed.output.value or b"")
+    assert (out["assignment"], out["converted"], out["resolved_at"]) == ("control", 0, 1_200)

@@ -118,9 +118,10 @@ class OutcomeHandler:
         return result
 
     def _store(self, result: JoinResult, marks: Watermarks) -> None:
-        topic = self.settings.outcomes_topic
+        settings = self.settings
         for outcome in result.outcomes:
             out = outcome.output
+            topic = settings.action_outcomes_topic if outcome.is_action else settings.outcomes_topic
             self.publisher.enqueue(topic, out.key, out.value)
         table = self.runtime.pending_outcomes
         for user, entry in result.pending.items():

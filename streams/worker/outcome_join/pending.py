@@ -1,14 +1,18 @@
-"""A user's pending predictions (propensities whose label is not known yet) as compact bytes.
+"""A user's pending predictions (propensities, and marketing actions, whose outcome is not
+known yet) as compact bytes.
 
 Layout, little-endian, no JSON:
 
-- header ``<BBHq``: format, number of model versions, number of predictions, and the offset
-  of the last propensity record applied to the list (a redelivered record is recognised by
-  it and changes nothing);
-- each model version: its length (B), the UTF-8 name, its horizon in ms (q);
+- header ``<BBBHq``: format, number of (model version, horizon) pairs, number of action names,
+  number of predictions, and the offset of the last propensity record applied to the list (a
+  redelivered record is recognised by it and changes nothing);
+- each (model version, horizon): the name's length (B), the UTF-8 name, the horizon in ms (q);
+- each action name: its length (B), the UTF-8 name;
 - the predictions, oldest first, as ``ENTRY_DTYPE`` records: event time, the two scores
   (float64, exactly as published; NaN = no cart-abandonment score), the event type's index,
-  the index of the model version, whether it is resolved already, the length of the event id;
+  the index of the (model version, horizon), the action (0: a propensity; k: the k-th action
+  name), flags (1: resolved already, 2: a control-group action), the length of the event id
+  (for an action: its action id);
 - the event ids' UTF-8 bytes, one after the other.
 
 A prediction costs ``ENTRY_DTYPE.itemsize`` bytes plus its event id (``propensity bench``
@@ -32,11 +36,14 @@ ENTRY_DTYPE: Final = np.dtype(
         ("cart_abandon", "<f8"),
         ("event_type", "u1"),
         ("version", "u1"),
-        ("resolved", "u1"),
+        ("action", "u1"),
+        ("flags", "u1"),
         ("id_length", "u1"),
     ]
 )
-_HEADER: Final = struct.Struct("<BBHq")
+_HEADER: Final = struct.Struct("<BBBHq")
+_RESOLVED: Final = 1
+_CONTROL: Final = 2
 _HORIZON: Final = struct.Struct("<q")
 MAX_VERSIONS: Final = 255
 MAX_ID_BYTES: Final = 255
@@ -49,7 +56,12 @@ class PendingFormatError(ValueError):
 @dataclass(frozen=True, slots=True)
 class PendingPrediction:
     """A published propensity within its horizon: waiting for its label, or resolved positive
-    and kept until the horizon ends, so that a republished copy is recognised by its id."""
+    and kept until the horizon ends, so that a republished copy is recognised by its id.
+
+    A marketing action waits the same way for whether the user buys within the uplift
+    horizon after it was decided (``action`` set; ``event_id`` is the action id, ``event_ts``
+    the decision time, ``horizon_ms`` the uplift horizon).
+    """
 
     event_id: str
     event_type: str
@@ -59,6 +71,8 @@ class PendingPrediction:
     model_version: str
     horizon_ms: int
     resolved: bool = False
+    action: str | None = None  # the action's name; None for a propensity
+    control: bool = False  # an action decided for a control-group user (recorded, not sent)
 
     @property
     def deadline_ms(self) -> int:
@@ -80,8 +94,12 @@ def encode_pending(pending: PendingList) -> bytes:
     versions: dict[tuple[str, int], int] = {}
     for p in predictions:
         versions.setdefault((p.model_version, p.horizon_ms), len(versions))
-    if len(versions) > MAX_VERSIONS:
-        raise ValueError(f"more than {MAX_VERSIONS} model versions pending for one user")
+    actions: dict[str, int] = {}
+    for p in predictions:
+        if p.action is not None:
+            actions.setdefault(p.action, len(actions) + 1)
+    if len(versions) > MAX_VERSIONS or len(actions) > MAX_VERSIONS:
+        raise ValueError(f"more than {MAX_VERSIONS} model versions or actions for one user")
     entries = np.zeros(len(predictions), ENTRY_DTYPE)
     ids = [p.event_id.encode("utf-8") for p in predictions]
     for i, (p, raw_id) in enumerate(zip(predictions, ids, strict=True)):
@@ -94,13 +112,18 @@ def encode_pending(pending: PendingList) -> bytes:
             cart,
             EVENT_TYPE_INDEX[p.event_type],
             versions[(p.model_version, p.horizon_ms)],
-            p.resolved,
+            0 if p.action is None else actions[p.action],
+            (_RESOLVED if p.resolved else 0) | (_CONTROL if p.control else 0),
             len(raw_id),
         )
-    parts = [_HEADER.pack(PENDING_FORMAT, len(versions), len(predictions), pending.applied_offset)]
+    header = (PENDING_FORMAT, len(versions), len(actions), len(predictions))
+    parts = [_HEADER.pack(*header, pending.applied_offset)]
     for name, horizon_ms in versions:
         raw = name.encode("utf-8")[:255]
         parts += [bytes([len(raw)]), raw, _HORIZON.pack(horizon_ms)]
+    for name in actions:
+        raw = name.encode("utf-8")[:255]
+        parts += [bytes([len(raw)]), raw]
     parts += [entries.tobytes(), *ids]
     return b"".join(parts)
 
@@ -108,7 +131,7 @@ def encode_pending(pending: PendingList) -> bytes:
 def decode_pending(raw: bytes) -> PendingList:
     """The list ``encode_pending`` stored; PendingFormatError for anything else."""
     try:
-        form, n_versions, n_entries, applied_offset = _HEADER.unpack_from(raw)
+        form, n_versions, n_actions, n_entries, applied_offset = _HEADER.unpack_from(raw)
         if form != PENDING_FORMAT:
             raise PendingFormatError(f"pending-prediction format {form} is not {PENDING_FORMAT}")
         at = _HEADER.size
@@ -119,11 +142,16 @@ def decode_pending(raw: bytes) -> PendingList:
             at += 1 + length
             versions.append((name, _HORIZON.unpack_from(raw, at)[0]))
             at += _HORIZON.size
+        actions: list[str | None] = [None]
+        for _ in range(n_actions):
+            length = raw[at]
+            actions.append(raw[at + 1 : at + 1 + length].decode("utf-8"))
+            at += 1 + length
         entries = np.frombuffer(raw, ENTRY_DTYPE, count=n_entries, offset=at)
         at += entries.nbytes
         out = []
         for row in entries.tolist():
-            event_ts, purchase, cart, type_index, version, resolved, id_length = row
+            event_ts, purchase, cart, type_index, version, action, flags, id_length = row
             event_id = raw[at : at + id_length].decode("utf-8")
             at += id_length
             name, horizon_ms = versions[version]
@@ -136,7 +164,9 @@ def decode_pending(raw: bytes) -> PendingList:
                     None if math.isnan(cart) else cart,
                     name,
                     horizon_ms,
-                    bool(resolved),
+                    bool(flags & _RESOLVED),
+                    actions[action],
+                    bool(flags & _CONTROL),
                 )
             )
     except PendingFormatError:
@@ -150,13 +180,15 @@ def decode_pending(raw: bytes) -> PendingList:
 
 def earliest_deadline_ms(raw: bytes) -> int:
     """The smallest deadline of a stored list without decoding it all (sweep's quick check)."""
-    _, n_versions, n_entries, _ = _HEADER.unpack_from(raw)
+    _, n_versions, n_actions, n_entries, _ = _HEADER.unpack_from(raw)
     at = _HEADER.size
     horizons = []
     for _ in range(n_versions):
         at += 1 + raw[at]
         horizons.append(_HORIZON.unpack_from(raw, at)[0])
         at += _HORIZON.size
+    for _ in range(n_actions):
+        at += 1 + raw[at]
     entries = np.frombuffer(raw, ENTRY_DTYPE, count=n_entries, offset=at)
     if not n_entries:
         return 2**63 - 1
@@ -166,4 +198,4 @@ def earliest_deadline_ms(raw: bytes) -> int:
 
 def pending_count(raw: bytes) -> int:
     """The number of predictions in a stored list (header only)."""
-    return int(_HEADER.unpack_from(raw)[2])
+    return int(_HEADER.unpack_from(raw)[3])

@@ -23,7 +23,15 @@ import orjson
 
 from model.serving.labels import bought_within, horizon_closed
 from schemas.events import EVENT_TYPE_INDEX
-from schemas.outputs import RESOLVED_BY_HORIZON, RESOLVED_BY_PURCHASE, encode, outcome_record
+from schemas.outputs import (
+    CONTROL,
+    RESOLVED_BY_HORIZON,
+    RESOLVED_BY_PURCHASE,
+    TREATMENT,
+    action_outcome_record,
+    encode,
+    outcome_record,
+)
 from streams.worker.outcome_join.pending import MAX_ID_BYTES, PendingList, PendingPrediction
 from streams.worker.scoring_step import InputRecord, OutputRecord
 
@@ -89,8 +97,29 @@ class Outcome:
         return None if self.prediction.cart_abandon is None else 1 - self.purchase_label
 
     @property
+    def is_action(self) -> bool:
+        """An action's outcome (for the uplift), not a propensity's."""
+        return self.prediction.action is not None
+
+    @property
     def output(self) -> OutputRecord:
         p = self.prediction
+        if p.action is not None:
+            return OutputRecord(
+                self.user_id.encode("utf-8"),
+                encode(
+                    action_outcome_record(
+                        action_id=p.event_id,
+                        action=p.action,
+                        user_id=self.user_id,
+                        assignment=CONTROL if p.control else TREATMENT,
+                        decided_at=p.event_ts,
+                        horizon_ms=p.horizon_ms,
+                        converted=self.purchase_label,
+                        resolved_at=self.resolved_at,
+                    )
+                ),
+            )
         message = outcome_record(
             event_id=p.event_id,
             user_id=self.user_id,
@@ -193,6 +222,24 @@ def join_batch(
         pending.predictions = held
         result.added += 1
     return result
+
+
+def track_action(
+    user: str,
+    partition: int,
+    action: PendingPrediction,
+    lists: dict[str, NewPending],
+    read_pending: PendingReader,
+) -> None:
+    """Hold a decided action (``action.action`` set) in its user's list until the join knows
+    whether the user bought within its horizon: the same rule, watermark and sweep as the
+    propensities, its outcome published as an action-outcome record."""
+    entry = lists.get(user)
+    if entry is None:
+        entry = lists[user] = NewPending(partition, read_pending(user))
+    held = entry.pending.predictions
+    if not any(p.event_id == action.event_id for p in held):  # a redelivered decision
+        entry.pending.predictions = [*held, action]
 
 
 def sweep(users: Iterable[tuple[str, int, PendingList]], watermarks: Watermarks) -> JoinResult:
