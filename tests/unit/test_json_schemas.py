@@ -9,12 +9,49 @@ import orjson
 from model.serving.export import load_model
 from model.serving.scorer import SequenceScorer
 from schemas.events import decode_event, load_json_schema
+from schemas.outputs import action_outcome_record, action_record
 from streams.worker.scoring_step import InputRecord, StepConfig, score_batch
+
+SCHEMA_FILES = sorted(
+    p.name for p in (Path(__file__).parents[2] / "schemas" / "json").glob("*.schema.json")
+)
 
 
 def test_schemas_are_valid_json_schema() -> None:
-    for name in ("input_event.schema.json", "propensity_event.schema.json"):
+    assert len(SCHEMA_FILES) >= 5
+    for name in SCHEMA_FILES:
         jsonschema.Draft202012Validator.check_schema(load_json_schema(name))
+
+
+def test_action_records_we_build_validate() -> None:
+    action = action_record(
+        action_id="0" * 32,
+        action="cart_reminder",
+        user_id="u1",
+        assignment="control",
+        decided_at=1,
+        event_id="e1",
+        model_version="m",
+        purchase=0.2,
+        cart_abandon=None,
+        reason="cart_abandon 0.8 >= 0.7",
+        policy_hash="abc",
+    )
+    outcome = action_outcome_record(
+        action_id="0" * 32,
+        action="cart_reminder",
+        user_id="u1",
+        assignment="control",
+        decided_at=1,
+        horizon_ms=10,
+        converted=1,
+        resolved_at=5,
+    )
+    for message, name in (
+        (action, "action_record.schema.json"),
+        (outcome, "action_outcome_record.schema.json"),
+    ):
+        jsonschema.Draft202012Validator(load_json_schema(name)).validate(message)
 
 
 def test_real_messages_validate(untrained_model: Path) -> None:
