@@ -6,11 +6,11 @@ key, so a restarted or rebalanced worker resumes with it and decides the same la
 ids never hold control characters (input contract), so the reserved keys cannot collide.
 """
 
-import heapq
 import struct
 from collections.abc import Iterator
 from typing import Any, Final
 
+from streams.worker.due_index import DueIndex
 from streams.worker.outcome_join.pending import (
     PendingList,
     decode_pending,
@@ -33,11 +33,8 @@ class PendingOutcomeTable(PartitionedTable):
 
     def __init__(self, table: Any) -> None:
         super().__init__(table)
-        # Per partition, a heap of (deadline, key): every user with pending predictions is in
-        # it with a deadline no later than its earliest one. Rebuilt after each rebalance.
-        self._due: dict[int, list[tuple[int, bytes]]] = {}
-        self._indexed: dict[bytes, int] = {}
-        self._index_generation: int | None = None
+        # Every user with pending predictions, due no later than its earliest deadline.
+        self._due = DueIndex()
 
     def read(self, user: str) -> PendingList:
         raw = self.get(user)
@@ -51,7 +48,7 @@ class PendingOutcomeTable(PartitionedTable):
             self.delete(key)
             return key, None
         key, value = self.put(user, partition, encode_pending(pending))
-        self._index(partition, key, min(p.deadline_ms for p in pending.predictions))
+        self._due.add(partition, key, min(p.deadline_ms for p in pending.predictions))
         return key, value
 
     def newest_event_ts(self, partition: int) -> int | None:
@@ -85,21 +82,17 @@ class PendingOutcomeTable(PartitionedTable):
         """Up to ``limit`` users of the partitions in ``known_until`` that may hold a
         prediction whose horizon has closed, with their lists. After a rebalance (new
         ``generation``), the index is rebuilt from the table first."""
-        if generation != self._index_generation:
-            self._rebuild_index()
-            self._index_generation = generation
+        self._due.rebuild_if_stale(
+            generation,
+            lambda: ((key, p, earliest_deadline_ms(raw)) for key, p, raw in self.users()),
+        )
         found: list[tuple[str, int, PendingList]] = []
-        for partition, until in known_until.items():
-            heap = self._due.get(partition)
-            while heap and heap[0][0] <= until and len(found) < limit:
-                _, key = heapq.heappop(heap)
-                self._indexed.pop(key, None)
-                value = self.table.data.get(key)
-                if value is None:
-                    continue
-                stored_partition, raw = unpack(value)
-                if stored_partition != partition:
-                    continue
+        for partition, key in self._due.pop_due(known_until, limit):
+            value = self.table.data.get(key)
+            if value is None:
+                continue
+            stored_partition, raw = unpack(value)
+            if stored_partition == partition:
                 found.append((key.decode("utf-8"), partition, decode_pending(raw)))
         return found
 
@@ -107,15 +100,4 @@ class PendingOutcomeTable(PartitionedTable):
         """Put an unchanged user back into the index (``due`` took it out)."""
         if pending.predictions:
             deadline = min(p.deadline_ms for p in pending.predictions)
-            self._index(partition, user.encode("utf-8"), deadline)
-
-    def _index(self, partition: int, key: bytes, deadline: int) -> None:
-        indexed = self._indexed.get(key)
-        if indexed is None or deadline < indexed:
-            self._indexed[key] = deadline
-            heapq.heappush(self._due.setdefault(partition, []), (deadline, key))
-
-    def _rebuild_index(self) -> None:
-        self._due, self._indexed = {}, {}
-        for key, partition, raw in self.users():
-            self._index(partition, key, earliest_deadline_ms(raw))
+            self._due.add(partition, user.encode("utf-8"), deadline)
