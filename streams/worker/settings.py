@@ -87,6 +87,14 @@ class Settings:
         "outcomes",
         "Topic of the outcome records: each propensity joined with what the shopper did next.",
     )
+    policy_path: str = _setting(
+        "",
+        "Marketing-action policy file (TOML, see deploy/policy.toml); empty: no actions are"
+        " decided.",
+    )
+    actions_topic: str = _setting(
+        "actions", "Topic of the action records (treatment and control decisions)."
+    )
     action_outcomes_topic: str = _setting(
         "action-outcomes",
         "Topic of the action outcome records: each marketing action (treatment and control)"
