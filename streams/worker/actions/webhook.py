@@ -122,6 +122,8 @@ class WebhookSender:
                 "webhook settings out of range: timeout_seconds > 0, max_attempts >= 1,"
                 " backoff_seconds >= 0, max_concurrency >= 1"
             )
+        if parsed.user is not None and any(h.lower() == "authorization" for h in headers or {}):
+            raise WebhookError("webhook url credentials and an Authorization header: give one")
         self.url = url
         self.timeout_seconds = timeout_seconds
         self.max_attempts = max_attempts
