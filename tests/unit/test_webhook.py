@@ -6,6 +6,7 @@ import logging
 import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -27,7 +28,7 @@ from streams.worker.actions.webhook import (
     WebhookSender,
 )
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Respond = Callable[[int], Awaitable[web.StreamResponse]]
 
 
 class FakeTime:
@@ -51,7 +52,7 @@ class FakeTime:
 class Receiver:
     """A webhook endpoint that records each request, answering with ``respond``."""
 
-    def __init__(self, respond: Callable[[int], Awaitable[web.StreamResponse]]) -> None:
+    def __init__(self, respond: Respond) -> None:
         self.respond = respond
         self.requests: list[tuple[dict[str, str], bytes]] = []
 
@@ -64,19 +65,23 @@ async def accept(_: int) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-def status_then_accept(
-    status: int, times: int, **kwargs: dict[str, str]
-) -> Callable[[int], Awaitable[web.StreamResponse]]:
+def status_then_accept(status: int, times: int, headers: dict[str, str] | None = None) -> Respond:
+    """Answer ``status`` (with ``headers``) to the first ``times`` requests, then 200."""
+
     async def respond(seen: int) -> web.StreamResponse:
         if seen <= times:
-            return web.Response(status=status, **kwargs)  # type: ignore[arg-type]
+            return web.Response(status=status, headers=headers)
         return web.Response(status=200)
 
     return respond
 
 
+Serve = Callable[[Receiver], Awaitable[str]]
+
+
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Receiver], Awaitable[str]]]:
+async def serve() -> AsyncIterator[Serve]:
+    """Start receivers on free ports of 127.0.0.1; the URL of each one's /hook."""
     servers: list[TestServer] = []
 
     async def start(receiver: Receiver) -> str:
@@ -92,21 +97,15 @@ async def serve() -> AsyncIterator[Callable[[Receiver], Awaitable[str]]]:
         await server.close()
 
 
-def sender_for(url: str, fake: FakeTime, **options: object) -> WebhookSender:
-    return WebhookSender(
-        url,
-        clock=fake.clock,
-        sleep=fake.sleep,
-        rng=random.Random(7),
-        **options,  # type: ignore[arg-type]
-    )
+def sender_for(url: str, fake: FakeTime, **options: Any) -> WebhookSender:
+    return WebhookSender(url, clock=fake.clock, sleep=fake.sleep, rng=random.Random(7), **options)
 
 
 def record(action_id: str) -> tuple[str, bytes]:
     return action_id, json.dumps({"action_id": action_id, "action": "cart_reminder"}).encode()
 
 
-async def test_an_accepting_server_gets_body_and_headers_as_sent(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_an_accepting_server_gets_body_and_headers_as_sent(serve: Serve) -> None:
     receiver = Receiver(accept)
     url = await serve(receiver)
     records = [record("a" * 32), record("b" * 32)]
@@ -121,7 +120,7 @@ async def test_an_accepting_server_gets_body_and_headers_as_sent(serve) -> None:
         assert headers["Authorization"] == "Bearer s3cret"
 
 
-async def test_two_500s_then_accepted_is_delivered_with_two_retries(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_two_500s_then_accepted_is_delivered_with_two_retries(serve: Serve) -> None:
     receiver = Receiver(status_then_accept(500, times=2))
     fake = FakeTime()
     async with sender_for(await serve(receiver), fake, backoff_seconds=1.0) as sender:
@@ -133,7 +132,7 @@ async def test_two_500s_then_accepted_is_delivered_with_two_retries(serve) -> No
     assert 0 <= fake.sleeps[0] <= 1.0 and 0 <= fake.sleeps[1] <= 2.0
 
 
-async def test_a_server_always_failing_gives_up_after_max_attempts(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_a_server_always_failing_gives_up_after_max_attempts(serve: Serve) -> None:
     receiver = Receiver(status_then_accept(500, times=99))
     async with sender_for(await serve(receiver), FakeTime(), max_attempts=4) as sender:
         body = record("d" * 32)[1]
@@ -146,7 +145,9 @@ async def test_a_server_always_failing_gives_up_after_max_attempts(serve) -> Non
 @pytest.mark.parametrize(
     ("status", "reason"), [(400, "http_400"), (404, "http_404"), (302, "http_302")]
 )
-async def test_client_errors_and_redirects_are_not_retried(serve, status: int, reason: str) -> None:  # type: ignore[no-untyped-def]
+async def test_client_errors_and_redirects_are_not_retried(
+    serve: Serve, status: int, reason: str
+) -> None:
     async def respond(_: int) -> web.StreamResponse:
         return web.Response(status=status, headers={"Location": "http://elsewhere.invalid/"})
 
@@ -158,7 +159,7 @@ async def test_client_errors_and_redirects_are_not_retried(serve, status: int, r
     assert len(receiver.requests) == 1
 
 
-async def test_a_hanging_server_times_out_after_max_attempts(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_a_hanging_server_times_out_after_max_attempts(serve: Serve) -> None:
     released = asyncio.Event()
 
     async def hang(_: int) -> web.StreamResponse:
@@ -179,7 +180,7 @@ async def test_a_hanging_server_times_out_after_max_attempts(serve) -> None:  # 
     assert len(fake.sleeps) == 1  # one backoff between the two attempts, in fake time
 
 
-async def test_429_retry_after_is_honoured_up_to_the_cap(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_429_retry_after_is_honoured_up_to_the_cap(serve: Serve) -> None:
     receiver = Receiver(status_then_accept(429, times=1, headers={"Retry-After": "7"}))
     fake = FakeTime()
     async with sender_for(await serve(receiver), fake) as sender:
@@ -203,7 +204,7 @@ async def test_a_refused_connection_is_retried_then_reported() -> None:
         assert sender.take_counts() == WebhookCounts(retried=2, failed=1)
 
 
-async def test_rate_limit_paces_deliveries_in_fake_time(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_paces_deliveries_in_fake_time(serve: Serve) -> None:
     receiver = Receiver(accept)
     fake = FakeTime()
     url = await serve(receiver)
@@ -213,14 +214,14 @@ async def test_rate_limit_paces_deliveries_in_fake_time(serve) -> None:  # type:
     assert fake.now == pytest.approx((30 - 10) / 10)
 
 
-async def test_rate_limit_zero_never_waits(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_zero_never_waits(serve: Serve) -> None:
     fake = FakeTime()
     async with sender_for(await serve(Receiver(accept)), fake, rate_limit_per_second=0) as sender:
         assert await sender.deliver([record(f"{i:032x}") for i in range(100)]) == []
     assert fake.sleeps == []
 
 
-async def test_concurrency_stays_within_the_limit(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrency_stays_within_the_limit(serve: Serve) -> None:
     in_flight = 0
     most = 0
 
@@ -238,7 +239,7 @@ async def test_concurrency_stays_within_the_limit(serve) -> None:  # type: ignor
     assert 1 <= most <= 3
 
 
-async def test_an_action_id_unusable_as_a_header_is_reported_not_sent(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_an_action_id_unusable_as_a_header_is_reported_not_sent(serve: Serve) -> None:
     receiver = Receiver(accept)
     async with sender_for(await serve(receiver), FakeTime()) as sender:
         [failure] = await sender.deliver([("bad\r\nid", b"{}"), record("j" * 32)])
@@ -264,7 +265,7 @@ def test_dead_letter_headers_name_the_failure_without_credentials() -> None:
     assert "pw" not in repr(sender) and "token" not in repr(sender)
 
 
-async def test_secrets_stay_out_of_the_log(serve, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+async def test_secrets_stay_out_of_the_log(serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
     url = (await serve(Receiver(status_then_accept(400, times=9)))).replace(
         "http://", "http://user:pw-secret@"
     )
