@@ -281,6 +281,10 @@ async def test_secrets_stay_out_of_the_log(serve: Serve, caplog: pytest.LogCaptu
 def test_misuse_is_a_clear_error() -> None:
     with pytest.raises(WebhookError, match="http"):
         WebhookSender("ftp://example.com/hook")
+    with pytest.raises(WebhookError, match="unparseable"):
+        WebhookSender("http://example.com:port/hook")
+    with pytest.raises(WebhookError, match="rate_limit_per_second"):
+        WebhookSender("http://example.com/hook", rate_limit_per_second=-1)
     with pytest.raises(WebhookError, match="max_attempts"):
         WebhookSender("http://example.com/hook", max_attempts=0)
     with pytest.raises(WebhookError, match="Authorization"):

@@ -85,6 +85,18 @@ def url_without_credentials(url: str) -> str:
     return str(URL(url).with_user(None).with_query(None).with_fragment(None))
 
 
+def _parsed_http_url(url: str) -> URL:
+    try:
+        parsed = URL(url)
+        usable = parsed.scheme in ("http", "https") and bool(parsed.host)
+        shown = url_without_credentials(url)
+    except ValueError:  # yarl: an unreadable port, host or escape
+        usable, shown = False, "(unparseable)"
+    if not usable:
+        raise WebhookError(f"webhook url must be http(s)://host[:port]/path, got {shown}")
+    return parsed
+
+
 def _usable_as_header(value: str) -> bool:
     return bool(value) and value.isascii() and value.isprintable()
 
@@ -112,15 +124,17 @@ class WebhookSender:
         rng: random.Random | None = None,
         wall_clock: Clock = time.time,
     ) -> None:
-        parsed = URL(url)
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise WebhookError(
-                f"webhook url must be http(s)://host/...: {url_without_credentials(url)}"
-            )
-        if timeout_seconds <= 0 or max_attempts < 1 or backoff_seconds < 0 or max_concurrency < 1:
+        parsed = _parsed_http_url(url)
+        if (
+            timeout_seconds <= 0
+            or max_attempts < 1
+            or backoff_seconds < 0
+            or rate_limit_per_second < 0
+            or max_concurrency < 1
+        ):
             raise WebhookError(
                 "webhook settings out of range: timeout_seconds > 0, max_attempts >= 1,"
-                " backoff_seconds >= 0, max_concurrency >= 1"
+                " backoff_seconds >= 0, rate_limit_per_second >= 0, max_concurrency >= 1"
             )
         if parsed.user is not None and any(h.lower() == "authorization" for h in headers or {}):
             raise WebhookError("webhook url credentials and an Authorization header: give one")
