@@ -1,0 +1,1 @@
+"""Marketing actions: the policy, the pure decision step, delivery and uplift wiring."""
