@@ -25,6 +25,7 @@ class Runtime:
     input_topic: TopicT
     output_topic: TopicT  # the propensities: published by scoring, read by the outcome join
     dlq_topic: TopicT
+    actions_topic: TopicT  # published by the outcome agent's actions, read by delivery
     user_states: UserStateTable
     pending_outcomes: PendingOutcomeTable
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> Runtime:
     input_topic = app.topic(*settings.input_topics, **raw)
     output_topic = app.topic(settings.output_topic, **raw)
     dlq_topic = app.topic(settings.dlq_topic, **raw)
+    actions_topic = app.topic(settings.actions_topic, **raw)
     # Table serializers follow the app's defaults (raw) set above.
     table = app.Table(
         TABLE_NAME, default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
@@ -80,6 +82,7 @@ def create_app(settings: Settings) -> Runtime:
         input_topic,
         output_topic,
         dlq_topic,
+        actions_topic,
         UserStateTable(table),
         PendingOutcomeTable(pending),
     )

@@ -215,6 +215,36 @@ class WorkerMetrics:
             "The drift_psi_threshold setting: PSI above it for 15 minutes is drift.",
             registry=r,
         )
+        self.actions_decided = Counter(
+            "propensity_actions_decided",
+            "Marketing actions decided, by action and assignment (control: recorded, not sent).",
+            ["action", "assignment"],
+            registry=r,
+        )
+        self.actions_suppressed = Counter(
+            "propensity_actions_suppressed",
+            "Actions whose trigger matched but that were not decided, by reason (cooldown,"
+            " daily_cap, quiet_hours, lower_priority).",
+            ["action", "reason"],
+            registry=r,
+        )
+        self.action_pending_triggers = Gauge(
+            "propensity_action_pending_triggers",
+            "Users of this worker's partitions with an inactivity trigger or a held action.",
+            registry=r,
+        )
+        self.action_state_bytes = Gauge(
+            "propensity_action_state_bytes",
+            "Bytes of the per-user action state in this worker's partitions.",
+            registry=r,
+        )
+        self.webhook_requests = Counter(
+            "propensity_action_webhook_requests",
+            "Webhook requests for treatment actions: ok, retried (a failed attempt tried again),"
+            " failed (given up: dead-lettered).",
+            ["outcome"],
+            registry=r,
+        )
         self.up = Gauge("propensity_worker_up", "1 while the worker process runs.", registry=r)
         self.ready = Gauge(
             "propensity_worker_ready",

@@ -95,6 +95,27 @@ class Settings:
     actions_topic: str = _setting(
         "actions", "Topic of the action records (treatment and control decisions)."
     )
+    action_dlq_topic: str = _setting(
+        "actions.dlq",
+        "Dead-letter topic of actions the webhook could not deliver (with status and attempts).",
+    )
+    webhook_url: str = _setting(
+        "",
+        "POST each treatment action here as JSON (Idempotency-Key: the action id); empty: no"
+        " delivery, the actions topic is the interface.",
+    )
+    webhook_authorization: str = _setting(
+        "", "Authorization header sent to the webhook (e.g. 'Bearer ...').", secret=True
+    )
+    webhook_timeout_seconds: float = _setting(5.0, "Timeout of one webhook request.")
+    webhook_max_attempts: int = _setting(
+        5,
+        "Webhook attempts per action (429, 5xx, timeouts and connection errors are retried"
+        " with exponential backoff and jitter, Retry-After honoured up to 30 s).",
+    )
+    webhook_rate_limit_per_second: float = _setting(
+        50.0, "Most webhook requests per second (0: unlimited)."
+    )
     action_outcomes_topic: str = _setting(
         "action-outcomes",
         "Topic of the action outcome records: each marketing action (treatment and control)"

@@ -5,7 +5,7 @@ from mode import Service
 
 from model.monitoring.drift import DriftWindow
 from model.serving.scorer import SequenceScorer
-from streams.worker.agents import drift_report, housekeeping, outcomes, scoring
+from streams.worker.agents import delivery, drift_report, housekeeping, outcomes, scoring
 from streams.worker.agents.fail_stop import FATAL_EXIT_CODE, FatalHandler, fail_stop
 from streams.worker.agents.scoring import BatchHandler
 from streams.worker.app import Runtime
@@ -45,6 +45,8 @@ def register_agents(
     )
     if settings.outcome_join:
         outcomes.register(runtime, settings, metrics, sink, scorer.model_version, fatal)
+    if settings.webhook_url:
+        delivery.register(runtime, settings, metrics, sink, fatal)
     housekeeping.register(runtime, settings, metrics, sink, lag_monitor)
     if drift is not None:
         drift_report.register(runtime, scorer.model_version, metrics, drift)
