@@ -10,13 +10,15 @@ from streams.worker.settings import Settings
 
 
 def service_topics(settings: Settings) -> list[str]:
-    """Input, output, dead-letter and outcome topics (changelog topics are created by Faust)."""
-    return [
-        *settings.input_topics,
-        settings.output_topic,
-        settings.dlq_topic,
-        settings.outcomes_topic,
-    ]
+    """Input, output, dead-letter and outcome topics, and those of marketing actions when a
+    policy is set (changelog topics are created by Faust)."""
+    topics = [*settings.input_topics, settings.output_topic, settings.dlq_topic]
+    topics.append(settings.outcomes_topic)
+    if settings.policy_path:
+        topics += [settings.actions_topic, settings.action_outcomes_topic]
+    if settings.webhook_url:
+        topics.append(settings.action_dlq_topic)
+    return topics
 
 
 def admin_client(settings: Settings, client_id: str = "propensity-admin") -> KafkaAdminClient:

@@ -7,6 +7,8 @@ from typing import Any
 import faust
 from faust.types import TopicT
 
+from streams.worker.actions.rules import Policy
+from streams.worker.actions.table import ActionStateTable
 from streams.worker.kafka_security import faust_credentials
 from streams.worker.outcome_join.table import PendingOutcomeTable
 from streams.worker.settings import Settings
@@ -15,6 +17,7 @@ from streams.worker.transport import BundlingConsumerThread
 
 TABLE_NAME = "user-states"
 PENDING_TABLE_NAME = "pending-outcomes"
+ACTION_TABLE_NAME = "action-states"
 
 
 @dataclass
@@ -28,9 +31,10 @@ class Runtime:
     actions_topic: TopicT  # published by the outcome agent's actions, read by delivery
     user_states: UserStateTable
     pending_outcomes: PendingOutcomeTable
+    action_states: ActionStateTable | None = None  # with a policy only
 
 
-def create_app(settings: Settings) -> Runtime:
+def create_app(settings: Settings, policy: Policy | None = None) -> Runtime:
     """Build the Faust app. Messages stay raw bytes: decoding is ours (orjson + schema)."""
     BundlingConsumerThread.verify_changelog_end = settings.verify_changelog_end
     app = faust.App(
@@ -77,6 +81,18 @@ def create_app(settings: Settings) -> Runtime:
         key_type=bytes,
         value_type=bytes,
     )
+    actions = None
+    if policy is not None:
+        actions = ActionStateTable(
+            app.Table(
+                ACTION_TABLE_NAME,
+                default=None,
+                partitions=settings.partitions,
+                key_type=bytes,
+                value_type=bytes,
+            ),
+            policy,
+        )
     return Runtime(
         app,
         input_topic,
@@ -85,4 +101,5 @@ def create_app(settings: Settings) -> Runtime:
         actions_topic,
         UserStateTable(table),
         PendingOutcomeTable(pending),
+        actions,
     )

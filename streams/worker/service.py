@@ -10,6 +10,9 @@ from model.monitoring.reference import reference_figures
 from model.serving.export import LoadedModel, load_model
 from model.serving.scorer import SequenceScorer
 from schemas.exceptions import PropensityError
+from streams.worker.actions.exceptions import PolicyError
+from streams.worker.actions.policy import load_policy
+from streams.worker.actions.rules import Policy
 from streams.worker.admin import admin_client, ensure_topics, service_topics
 from streams.worker.agents import FatalHandler, register_agents
 from streams.worker.agents.drift_report import drift_window
@@ -51,9 +54,11 @@ def build_worker(
     metrics: WorkerMetrics,
     publisher: Publisher | None = None,
     on_fatal: FatalHandler | None = None,
+    policy: Policy | None = None,
 ) -> tuple[Runtime, BatchHandler]:
-    """The app with its agents, ready to run; tests pass their own publisher and fatal handler."""
-    runtime = create_app(settings)
+    """The app with its agents, ready to run; tests pass their own publisher and fatal handler.
+    With a ``policy`` (and the outcome join on), marketing actions are decided too."""
+    runtime = create_app(settings, policy)
     scorer = SequenceScorer(model, window_size=settings.window_size, ttl_ms=settings.user_ttl_ms)
     metrics.drift_psi_threshold.set(settings.drift_psi_threshold)
     handler = register_agents(
@@ -65,6 +70,7 @@ def build_worker(
         publisher=publisher,
         on_fatal=on_fatal,
         drift=drift_window(model, settings),
+        policy=policy,
     )
     return runtime, handler
 
@@ -85,6 +91,13 @@ def run_worker(settings: Settings, *, create_topics: bool = True) -> None:
     """Blocking: load the model (refusing a bad one), prepare topics and run until stopped."""
     # Raises ModelArtifactError with a one-line reason; an empty model_sha256 pins nothing.
     model = load_model(settings.model_path, expected_sha256=settings.model_sha256)
+    # Raises PolicyError naming each wrong line of the file.
+    policy = load_policy(settings.policy_path) if settings.policy_path else None
+    if policy is not None and not settings.outcome_join:
+        raise PolicyError(
+            "PROPENSITY_POLICY_PATH is set but PROPENSITY_OUTCOME_JOIN=false: actions are"
+            " decided in the outcome join's agent (one watermark); turn the join on"
+        )
     torch.set_num_threads(settings.torch_threads)
     if create_topics:
         ensure_topics(settings, service_topics(settings))
@@ -94,7 +107,7 @@ def run_worker(settings: Settings, *, create_topics: bool = True) -> None:
         start_http_server(settings.metrics_port, settings.metrics_host, registry=metrics.registry)
     publish_model_info(metrics, model)
     metrics.up.set(1)
-    runtime, _ = build_worker(settings, model, metrics)
+    runtime, _ = build_worker(settings, model, metrics, policy=policy)
     log.info(
         "serving model %s (horizon %d ms, content sha256 %s)",
         model.meta.model_version,

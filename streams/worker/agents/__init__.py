@@ -5,6 +5,8 @@ from mode import Service
 
 from model.monitoring.drift import DriftWindow
 from model.serving.scorer import SequenceScorer
+from streams.worker.actions.handler import ActionHandler
+from streams.worker.actions.rules import Policy
 from streams.worker.agents import delivery, drift_report, housekeeping, outcomes, scoring
 from streams.worker.agents.fail_stop import FATAL_EXIT_CODE, FatalHandler, fail_stop
 from streams.worker.agents.scoring import BatchHandler
@@ -28,6 +30,7 @@ def register_agents(
     publisher: Publisher | None = None,
     on_fatal: FatalHandler | None = None,
     drift: DriftWindow | None = None,
+    policy: Policy | None = None,
 ) -> BatchHandler:
     """Attach the scoring agent, the outcome join (unless turned off) and the housekeeping
     timers to the app.
@@ -44,7 +47,10 @@ def register_agents(
         runtime, scorer, settings, metrics, sink, horizon_ms, fatal, drift=drift
     )
     if settings.outcome_join:
-        outcomes.register(runtime, settings, metrics, sink, scorer.model_version, fatal)
+        actions = None
+        if policy is not None and runtime.action_states is not None:
+            actions = ActionHandler(settings, metrics, sink, policy, runtime.action_states)
+        outcomes.register(runtime, settings, metrics, sink, scorer.model_version, fatal, actions)
     if settings.webhook_url:
         delivery.register(runtime, settings, metrics, sink, fatal)
     housekeeping.register(runtime, settings, metrics, sink, lag_monitor)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from streams.worker.actions.handler import ActionHandler
 from streams.worker.agents.fail_stop import FatalHandler
 from streams.worker.agents.scoring import MAX_BUNDLES, SLICE_SIZE, input_records
 from streams.worker.app import Runtime
@@ -75,8 +76,10 @@ class OutcomeHandler:
         metrics: WorkerMetrics,
         publisher: Publisher,
         model_version: str,
+        actions: ActionHandler | None = None,
     ) -> None:
         self.runtime = runtime
+        self.actions = actions
         self.settings = settings
         self.metrics = metrics
         self.publisher = publisher
@@ -87,7 +90,7 @@ class OutcomeHandler:
         )
         self.lock = asyncio.Lock()  # held by a batch (handle..publish) or a sweep
         self.skip_log = SkipLog()
-        self._changelog: list[tuple[bytes, bytes | None, int]] = []
+        self._changelog: list[tuple[str, bytes, bytes | None, int]] = []  # topic, key, value, p
         self._results: list[JoinResult] = []
 
     def watermarks(self, partitions: set[int]) -> Watermarks:
@@ -100,6 +103,8 @@ class OutcomeHandler:
         table = self.runtime.pending_outcomes
         marks = self.watermarks({r.partition for r in records})
         result = join_batch(records, table.read, marks, self.config)
+        if self.actions is not None:
+            self.actions.handle(records, result.pending, table.read, self._action_changelog)
         self._store(result, marks)
         self.skip_log.note(result.skipped, time.monotonic())
         return result
@@ -114,6 +119,10 @@ class OutcomeHandler:
         for user, partition, pending in due:
             if user not in result.pending:
                 table.reindex(user, partition, pending)
+        if self.actions is not None:
+            self.actions.sweep(
+                marks, generation, result.pending, table.read, self._action_changelog
+            )
         self._store(result, marks)
         return result
 
@@ -124,21 +133,26 @@ class OutcomeHandler:
             topic = settings.action_outcomes_topic if outcome.is_action else settings.outcomes_topic
             self.publisher.enqueue(topic, out.key, out.value)
         table = self.runtime.pending_outcomes
+        topic = table.changelog_topic
         for user, entry in result.pending.items():
             key, value = table.write(user, entry.partition, entry.pending)
-            self._changelog.append((key, value, entry.partition))
+            self._changelog.append((topic, key, value, entry.partition))
         for partition in marks.changed:
             key, value = table.write_newest_event_ts(partition, marks.newest[partition])
-            self._changelog.append((key, value, partition))
+            self._changelog.append((topic, key, value, partition))
         self._results.append(result)
+
+    def _action_changelog(self, key: bytes, value: bytes | None, partition: int) -> None:
+        assert self.runtime.action_states is not None
+        topic = self.runtime.action_states.changelog_topic
+        self._changelog.append((topic, key, value, partition))
 
     async def publish(self) -> None:
         """Send the outcomes, then the table's changelog records, each acknowledged before the
         next: a pending prediction leaves the changelog only after its outcome is published."""
         await self.publisher.flush()
         changelog, self._changelog = self._changelog, []
-        topic = self.runtime.pending_outcomes.changelog_topic
-        for key, value, partition in changelog:
+        for topic, key, value, partition in changelog:
             self.publisher.enqueue(topic, key, value, partition=partition)
         await self.publisher.flush()
         results, self._results = self._results, []
@@ -165,15 +179,20 @@ def register(
     sink: Publisher,
     model_version: str,
     fatal: FatalHandler,
+    actions: ActionHandler | None = None,
 ) -> OutcomeHandler:
-    """Attach the join_outcomes agent and its sweep timer to the app."""
-    handler = OutcomeHandler(runtime, settings, metrics, sink, model_version)
+    """Attach the join_outcomes agent and its sweep timer to the app; with ``actions``, the
+    same agent decides marketing actions on the same records and watermark."""
+    handler = OutcomeHandler(runtime, settings, metrics, sink, model_version, actions)
     app = runtime.app
 
     # concurrency must stay 1: faust-streaming #606 commits offsets past in-flight messages.
     @app.agent(runtime.output_topic, name="join_outcomes", concurrency=1)
     async def join_outcomes(stream: Any) -> None:
-        await sink.prepare([settings.outcomes_topic])
+        topics = [settings.outcomes_topic]
+        if actions is not None:
+            topics += [settings.actions_topic, settings.action_outcomes_topic]
+        await sink.prepare(topics)
         within = settings.batch_wait_ms / 1000.0
         async for events in stream.take_events(MAX_BUNDLES, within=within):
             consumed_at = time.time()
@@ -213,5 +232,8 @@ def register(
         lag = handler.watermark_lag_seconds(owned, time.time())
         if lag is not None:
             metrics.outcome_watermark_lag.set(lag)
+        if runtime.action_states is not None:
+            metrics.action_pending_triggers.set(runtime.action_states.pending_triggers(owned))
+            metrics.action_state_bytes.set(runtime.action_states.usage(owned)[1])
 
     return handler

@@ -46,6 +46,7 @@ _RESOLVED: Final = 1
 _CONTROL: Final = 2
 _HORIZON: Final = struct.Struct("<q")
 MAX_VERSIONS: Final = 255
+NO_EVENT_TYPE: Final = 255  # an action's entry: no event type
 MAX_ID_BYTES: Final = 255
 
 
@@ -110,7 +111,7 @@ def encode_pending(pending: PendingList) -> bytes:
             p.event_ts,
             p.purchase,
             cart,
-            EVENT_TYPE_INDEX[p.event_type],
+            EVENT_TYPE_INDEX.get(p.event_type, NO_EVENT_TYPE),
             versions[(p.model_version, p.horizon_ms)],
             0 if p.action is None else actions[p.action],
             (_RESOLVED if p.resolved else 0) | (_CONTROL if p.control else 0),
@@ -158,7 +159,7 @@ def decode_pending(raw: bytes) -> PendingList:
             out.append(
                 PendingPrediction(
                     event_id,
-                    EVENT_TYPES[type_index],
+                    "" if type_index == NO_EVENT_TYPE else EVENT_TYPES[type_index],
                     event_ts,
                     purchase,
                     None if math.isnan(cart) else cart,
