@@ -1,0 +1,12 @@
+"""Marketing actions decided from propensities: the policy file and the pure decision step.
+
+``policy.py`` loads and validates the policy file (``policy_checks.py`` checks each value,
+``policy_lines.py`` finds the line a problem sits on); ``local_time.py`` holds the shop's
+local days and quiet hours; ``assignment.py`` the control-group hash and the action id;
+``state.py`` one user's action state and ``state_codec.py`` its bytes; ``propensity_input.py``
+reads a propensity event; ``matching.py`` says whether a rule matches it; ``decide.py`` is the
+step itself (a propensity or the event-time watermark in, decisions and suppressions out).
+Nothing here touches Kafka: the agent that runs the step only wires it.
+
+Layer: streams.worker (may import schemas, model.serving, model.monitoring).
+"""
