@@ -18,7 +18,7 @@ def hash_fraction(text: str) -> float:
 
 
 def assignment(policy: Policy, user_id: str, action: str) -> Assignment:
-    """"control" when the user is in the global control group, or in the action's own
+    """ "control" when the user is in the global control group, or in the action's own
     holdout; "treatment" otherwise."""
     if hash_fraction(f"{policy.salt}|{user_id}") < policy.control_share:
         return "control"
