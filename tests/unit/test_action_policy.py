@@ -42,7 +42,11 @@ def test_the_example_policy_loads() -> None:
     policy = load_policy(path)
     assert policy.policy_hash == policy_hash(path.read_bytes())
     assert len(policy.policy_hash) == 12
-    assert [r.name for r in policy.actions] == ["cart_reminder", "checkout_nudge", "browse_discount"]
+    assert [r.name for r in policy.actions] == [
+        "cart_reminder",
+        "checkout_nudge",
+        "browse_discount",
+    ]
     reminder = policy.actions[0]
     assert reminder.inactive_ms == 30 * MINUTE_MS and reminder.cooldown_ms == 20 * HOUR_MS
     assert policy.uplift_horizon_ms == 24 * HOUR_MS and str(policy.timezone) == "Europe/Berlin"
@@ -63,46 +67,52 @@ def test_defaults_and_order_ties_broken_by_name() -> None:
 
 
 def test_the_hash_changes_with_the_bytes() -> None:
-    assert parse_policy(GOOD.encode()).policy_hash != parse_policy((GOOD + "\n").encode()).policy_hash
+    assert (
+        parse_policy(GOOD.encode()).policy_hash != parse_policy((GOOD + "\n").encode()).policy_hash
+    )
 
 
 def test_a_syntax_error_keeps_tomllibs_line() -> None:
-    (line,) = problems(GOOD.replace('min_score = 0.5', 'min_score = = 0.5'))
+    (line,) = problems(GOOD.replace("min_score = 0.5", "min_score = = 0.5"))
     assert line.startswith("p.toml:11: TOML syntax error")
 
 
 @pytest.mark.parametrize(
     ("old", "new", "line", "words"),
     [
-        ('control_share = 0.1', 'control_share = 1.0', 3, "control_share"),
-        ('control_share = 0.1', 'control_share = "lots"', 3, "must be a number"),
+        ("control_share = 0.1", "control_share = 1.0", 3, "control_share"),
+        ("control_share = 0.1", 'control_share = "lots"', 3, "must be a number"),
         ('timezone = "Europe/Berlin"', 'timezone = "Mars/Olympus"', 4, "time zone"),
-        ('daily_cap = 3', 'daily_cap = 2.5', 5, "integer"),
-        ('daily_cap = 3', 'daily_cap = true', 5, "integer"),
-        ('min_score = 0.5', 'min_score = 1.5', 11, "out of range"),
-        ('min_score = 0.5', 'min_scor = 0.5', 11, "unknown key 'min_scor'"),
+        ("daily_cap = 3", "daily_cap = 2.5", 5, "integer"),
+        ("daily_cap = 3", "daily_cap = true", 5, "integer"),
+        ("min_score = 0.5", "min_score = 1.5", 11, "out of range"),
+        ("min_score = 0.5", "min_scor = 0.5", 11, "unknown key 'min_scor'"),
         ('head = "purchase"', 'head = "revenue"', 10, "not one of"),
-        ('min_score = 0.5', 'event_types = ["view", "checkout"]', 11, "checkout"),
-        ('min_score = 0.5', 'quiet_hours = "22:00-8:00"', 11, "HH:MM-HH:MM"),
-        ('min_score = 0.5', 'quiet_hours = "24:00-08:00"', 11, "HH:MM-HH:MM"),
-        ('min_score = 0.5', 'quiet_hours_mode = "hold"', 11, "without quiet_hours"),
-        ('min_score = 0.5', 'max_score = 0.4\nmin_score = 0.5', 11, "above min_score"),
-        ('min_score = 0.5', 'inactive_minutes = 5', 11, "inactivity triggers only"),
-        ('inactive_minutes = 30', 'cooldown_hours = 1', 15, "needs inactive_minutes"),
-        ('inactive_minutes = 30', 'inactive_minutes = 30\ncart = "empty"', 18, "no score"),
-        ('[actions.b_nudge]', '[actions."b nudge"]', 7, "action name"),
+        ("min_score = 0.5", 'event_types = ["view", "checkout"]', 11, "checkout"),
+        ("min_score = 0.5", 'quiet_hours = "22:00-8:00"', 11, "HH:MM-HH:MM"),
+        ("min_score = 0.5", 'quiet_hours = "24:00-08:00"', 11, "HH:MM-HH:MM"),
+        ("min_score = 0.5", 'quiet_hours_mode = "hold"', 11, "without quiet_hours"),
+        ("min_score = 0.5", "max_score = 0.4\nmin_score = 0.5", 11, "above min_score"),
+        ("min_score = 0.5", "inactive_minutes = 5", 11, "inactivity triggers only"),
+        ("inactive_minutes = 30", "cooldown_hours = 1", 15, "needs inactive_minutes"),
+        ("inactive_minutes = 30", 'inactive_minutes = 30\ncart = "empty"', 18, "no score"),
+        ("[actions.b_nudge]", '[actions."b nudge"]', 7, "action name"),
         ('salt = "s1"', 'salt = ""', 2, "non-empty string"),
         ('salt = "s1"', 'pepper = "s1"', 1, "required key 'salt'"),
     ],
 )
-def test_each_wrong_value_is_reported_on_its_line(old: str, new: str, line: int, words: str) -> None:
+def test_each_wrong_value_is_reported_on_its_line(
+    old: str, new: str, line: int, words: str
+) -> None:
     assert old in GOOD
     found = problems(GOOD.replace(old, new, 1))
     assert any(p.startswith(f"p.toml:{line}: ") and words in p for p in found), found
 
 
 def test_all_problems_are_collected_one_per_line_in_file_order() -> None:
-    text = GOOD.replace("daily_cap = 3", "daily_cap = -1").replace("min_score = 0.5", "min_score = 2")
+    text = GOOD.replace("daily_cap = 3", "daily_cap = -1").replace(
+        "min_score = 0.5", "min_score = 2"
+    )
     found = problems(text.replace("inactive_minutes = 30", "inactive_minutes = 0"))
     assert [p.split(":")[1] for p in found] == ["5", "11", "17"]
 

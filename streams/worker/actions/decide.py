@@ -164,7 +164,11 @@ def _decide(
             suppressions.append(Suppression(rule.name, reason, decided_at))
             continue
         winner = _decision(rule, state.user_id, event, decided_at, policy)
-        state = state.with_decision(rule.name, decided_at, local_day(decided_at, policy.timezone))
+        state = state.with_decision(
+            rule.name if rule.cooldown_ms else None,
+            decided_at,
+            local_day(decided_at, policy.timezone) if policy.daily_cap else None,
+        )
     if winner is None:
         return Step(state, suppressions=tuple(suppressions))
     if winner.held:

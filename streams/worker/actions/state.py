@@ -93,15 +93,19 @@ class ActionState:
     def last_decided_at(self, action: str) -> int | None:
         return dict(self.last_decided).get(action)
 
-    def with_decision(self, action: str, decided_at: int, day: int) -> "ActionState":
-        """The state after deciding ``action`` at ``decided_at`` on local ``day``."""
-        last = dict(self.last_decided)
-        last[action] = max(decided_at, last.get(action, decided_at))
-        # A decision dated before the counted day (an out-of-order event) counts against it.
-        count = self.day_count + 1 if day <= self.day else 1
-        return replace(
-            self, last_decided=tuple(sorted(last.items())), day=max(day, self.day), day_count=count
-        )
+    def with_decision(self, action: str | None, decided_at: int, day: int | None) -> "ActionState":
+        """The state after a decision at ``decided_at``: remembered for ``action``'s cooldown
+        and counted on local ``day`` (None: the policy has no cooldown / no cap to apply)."""
+        state = self
+        if action is not None:
+            last = dict(self.last_decided)
+            last[action] = max(decided_at, last.get(action, decided_at))
+            state = replace(state, last_decided=tuple(sorted(last.items())))
+        if day is not None:
+            # A decision dated before the counted day (an out-of-order event) counts against it.
+            count = self.day_count + 1 if day <= self.day else 1
+            state = replace(state, day=max(day, self.day), day_count=count)
+        return state
 
     @property
     def empty(self) -> bool:
