@@ -189,6 +189,7 @@ def test_inactivity_fires_x_minutes_after_the_last_event() -> None:
         T0 + 5 * HOUR_MS,
     )
     assert [len(s.decisions) for s in steps] == [0, 0, 0, 1, 0]
+    assert next_due_ms(steps[1].state, p) == T0 + 40 * MINUTE_MS
     (decision,) = steps[3].decisions
     assert (decision.decided_at, decision.event_id) == (T0 + 40 * MINUTE_MS, "e2")
     assert decision.action_id == action_id("e2", "cart_reminder")

@@ -1,7 +1,8 @@
 """Marketing actions decided from propensities: the policy file, the pure decision step, and
 their wiring into the worker.
 
-``policy.py`` loads and validates the policy file (``policy_checks.py`` checks each value,
+``policy.py`` loads and validates the policy file into the frozen ``rules.py`` dataclasses
+(``policy_checks.py`` checks each value through ``policy_table.py``'s typed reads,
 ``policy_lines.py`` finds the line a problem sits on); ``local_time.py`` holds the shop's
 local days and quiet hours; ``assignment.py`` the control-group hash and the action id;
 ``state.py`` one user's action state and ``state_codec.py`` its bytes; ``propensity_input.py``
