@@ -12,6 +12,7 @@ from model.monitoring.drift import DriftFigures
 from model.monitoring.figures import QualityFigures
 from model.monitoring.quality import WindowFigures
 from model.monitoring.reference import ReferenceFigure
+from model.monitoring.uplift import UpliftFigures
 from streams.worker.outcome_join.step import JoinResult
 from streams.worker.scoring_step import BatchResult
 
@@ -245,6 +246,55 @@ class WorkerMetrics:
             ["outcome"],
             registry=r,
         )
+        self.uplift_users = Gauge(
+            "propensity_uplift_users",
+            "Users decided for each action, per assignment (each user once per action: the"
+            " first decision), with a known outcome. The same in every worker.",
+            ["action", "assignment"],
+            registry=r,
+        )
+        self.uplift_conversions = Gauge(
+            "propensity_uplift_conversions",
+            "Of those users, how many bought within the uplift horizon after the decision.",
+            ["action", "assignment"],
+            registry=r,
+        )
+        self.uplift_conversion_rate = Gauge(
+            "propensity_uplift_conversion_rate",
+            "Conversions over users, per action and assignment.",
+            ["action", "assignment"],
+            registry=r,
+        )
+        self.uplift_absolute = Gauge(
+            "propensity_uplift_absolute",
+            "Conversion rate of treatment minus control, per action.",
+            ["action"],
+            registry=r,
+        )
+        self.uplift_ci_low = Gauge(
+            "propensity_uplift_ci_low",
+            "Lower end of the 95 % interval of the uplift (Newcombe's hybrid score).",
+            ["action"],
+            registry=r,
+        )
+        self.uplift_ci_high = Gauge(
+            "propensity_uplift_ci_high",
+            "Upper end of the 95 % interval of the uplift.",
+            ["action"],
+            registry=r,
+        )
+        self.uplift_incremental_purchases = Gauge(
+            "propensity_uplift_incremental_purchases",
+            "Purchases the action added among the treated users (uplift x treated users).",
+            ["action"],
+            registry=r,
+        )
+        self.uplift_skipped = Counter(
+            "propensity_uplift_skipped",
+            "Action-outcome records the uplift did not count: duplicates and malformed ones.",
+            ["reason"],
+            registry=r,
+        )
         self.up = Gauge("propensity_worker_up", "1 while the worker process runs.", registry=r)
         self.ready = Gauge(
             "propensity_worker_ready",
@@ -297,6 +347,18 @@ class WorkerMetrics:
     def set_model_reference(self, model_version: str, figures: list[ReferenceFigure]) -> None:
         for f in figures:
             self.model_reference.labels(f.head, model_version, f.split, f.metric).set(f.value)
+
+    def set_uplift(self, rows: list[UpliftFigures]) -> None:
+        """Set the propensity_uplift_* gauges of each action."""
+        for row in rows:
+            for assignment, arm in (("treatment", row.treatment), ("control", row.control)):
+                self.uplift_users.labels(row.action, assignment).set(arm.users)
+                self.uplift_conversions.labels(row.action, assignment).set(arm.conversions)
+                self.uplift_conversion_rate.labels(row.action, assignment).set(arm.rate)
+            self.uplift_absolute.labels(row.action).set(row.uplift)
+            self.uplift_ci_low.labels(row.action).set(row.ci_low)
+            self.uplift_ci_high.labels(row.action).set(row.ci_high)
+            self.uplift_incremental_purchases.labels(row.action).set(row.incremental_purchases)
 
     def observe_drift(self, model_version: str, figures: DriftFigures) -> None:
         """Export the drift window's current PSI values (NaN: window not yet full)."""

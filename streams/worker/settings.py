@@ -116,6 +116,11 @@ class Settings:
     webhook_rate_limit_per_second: float = _setting(
         50.0, "Most webhook requests per second (0: unlimited)."
     )
+    uplift_window_hours: float = _setting(
+        24.0 * 30,
+        "How far back (by record time) the uplift service starts reading the action outcomes"
+        " when a worker starts.",
+    )
     action_outcomes_topic: str = _setting(
         "action-outcomes",
         "Topic of the action outcome records: each marketing action (treatment and control)"

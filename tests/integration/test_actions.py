@@ -4,6 +4,7 @@ killed mid-stream adds nothing that action_id de-duplication does not remove."""
 
 import asyncio
 import hashlib
+import time
 from pathlib import Path
 
 import fastjsonschema
@@ -128,6 +129,15 @@ def test_scripted_shoppers_get_exactly_the_expected_actions_across_a_restart(
                 timeout=60,
             )
         )
+        # The uplift service reads them back: four users per action, all in treatment here.
+        wanted = [
+            f'propensity_uplift_users{{action="{action}",assignment="treatment"}} 4.0'
+            for action in ("cart_reminder", "checkout_nudge")
+        ]
+        deadline = time.monotonic() + 30
+        while not all(line in successor.metrics() for line in wanted):
+            assert time.monotonic() < deadline, successor.metrics()[-3000:]
+            time.sleep(0.5)
     finally:
         code = successor.stop()
     assert code == 0, successor.log()[-3000:]

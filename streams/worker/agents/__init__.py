@@ -17,6 +17,8 @@ from streams.worker.live_quality import LiveQualityFollower
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.publisher import BatchPublisher, Publisher
 from streams.worker.settings import Settings
+from streams.worker.topic_follower import TopicFollower
+from streams.worker.uplift_follower import UpliftFollower
 
 __all__ = ["FATAL_EXIT_CODE", "FatalHandler", "fail_stop", "register_agents"]
 
@@ -56,17 +58,21 @@ def register_agents(
     housekeeping.register(runtime, settings, metrics, sink, lag_monitor)
     if drift is not None:
         drift_report.register(runtime, scorer.model_version, metrics, drift)
-    live_quality = LiveQualityFollower(settings, metrics) if settings.live_quality else None
-    if live_quality is not None:
-        runtime.app.task(live_quality.run)
+    followers: list[TopicFollower] = []
+    if settings.live_quality:
+        followers.append(LiveQualityFollower(settings, metrics))
+    if policy is not None:
+        followers.append(UpliftFollower(settings, metrics))
+    for follower in followers:
+        runtime.app.task(follower.run)
 
     class KafkaClientsService(Service):
         """Closes the worker's own Kafka clients when the app stops."""
 
         async def on_stop(self) -> None:
             await lag_monitor.close()
-            if live_quality is not None:
-                await live_quality.stop()
+            for follower in followers:
+                await follower.stop()
             await sink.stop()
 
     runtime.app.service(KafkaClientsService)
