@@ -13,6 +13,7 @@ from streams.cli.demo_command import demo
 from streams.cli.model_commands import evaluate, train
 from streams.cli.monitor_command import monitor
 from streams.cli.service_commands import broker, replay, tail, worker
+from streams.cli.uplift_command import uplift
 
 SUBCOMMANDS: tuple[click.Command, ...] = (
     worker,
@@ -20,6 +21,7 @@ SUBCOMMANDS: tuple[click.Command, ...] = (
     replay,
     tail,
     monitor,
+    uplift,
     import_command,
     simulate_command,
     train,

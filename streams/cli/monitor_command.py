@@ -12,13 +12,11 @@ import importlib.util
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import click
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -34,16 +32,14 @@ from model.monitoring.quality import (
 from model.monitoring.quality_report import COLUMNS, format_figure, write_report
 from schemas.exceptions import PropensityError
 from streams.cli.options import build_settings, one_line_errors, setting_option
-from streams.worker.kafka_security import aiokafka_options
+from streams.cli.topic_reader import Tick, read_records
 from streams.worker.settings import Settings
 
 _UNITS_MS: Final = {"s": 1000, "m": 60_000, "h": HOUR_MS, "d": 24 * HOUR_MS}
-FETCH_RECORDS: Final = 5000
-Tick = Callable[[], Awaitable[None]]
 
 
 class MonitorError(PropensityError):
-    """The outcomes topic cannot be read as asked (absent, a bad --since)."""
+    """A bad --since."""
 
 
 def parse_since(text: str, now_ms: int) -> int:
@@ -72,66 +68,16 @@ async def read_outcomes(
     on_tick: Tick | None = None,
     tick_seconds: float = 1.0,
 ) -> int:
-    """Feed the outcomes topic into ``quality``: from ``since_ms`` (record time; None: the
-    beginning), until the end offsets seen at the start are reached and a fetch comes back
-    empty (``until_caught_up``), else until cancelled. Returns the records read."""
-    topic = settings.outcomes_topic
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        client_id="propensity-monitor",
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        **aiokafka_options(settings),
+    """Feed the outcomes topic into ``quality`` (see ``read_records``)."""
+    return await read_records(
+        settings,
+        settings.outcomes_topic,
+        quality.add_value,
+        since_ms=since_ms,
+        until_caught_up=until_caught_up,
+        on_tick=on_tick,
+        tick_seconds=tick_seconds,
     )
-    read = 0
-    try:
-        await consumer.start()
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise MonitorError(f"topic {topic!r} does not exist at {settings.bootstrap}")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await _seek(consumer, tps, since_ms)
-        ends = await consumer.end_offsets(tps) if until_caught_up else {}
-        next_tick = time.monotonic()  # the first view after the first fetch
-        while True:
-            batch = await consumer.getmany(timeout_ms=500, max_records=FETCH_RECORDS)
-            for messages in batch.values():
-                for message in messages:
-                    quality.add_value(message.value)
-                read += len(messages)
-            if on_tick is not None and time.monotonic() >= next_tick:
-                await on_tick()
-                next_tick = time.monotonic() + tick_seconds
-            # Tansu under-reports end offsets: the end is where a fetch also finds nothing.
-            if until_caught_up and not batch and await _reached(consumer, ends):
-                return read
-    finally:
-        await consumer.stop()
-
-
-async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
-
-
-async def _seek(
-    consumer: AIOKafkaConsumer, tps: list[TopicPartition], since_ms: int | None
-) -> None:
-    if since_ms is None:
-        await consumer.seek_to_beginning(*tps)
-        return
-    found = await consumer.offsets_for_times(dict.fromkeys(tps, max(since_ms, 0)))
-    for tp in tps:
-        offset = found.get(tp)
-        if offset is None:
-            await consumer.seek_to_end(tp)  # every record is older
-        else:
-            consumer.seek(tp, offset.offset)
 
 
 def figures_table(figures: list[WindowFigures], quality: LiveQuality, source: str) -> Group:

@@ -10,8 +10,10 @@ from pathlib import Path
 import fastjsonschema
 import orjson
 import pytest
+from click.testing import CliRunner
 
 from schemas.events import ShopEvent, load_json_schema
+from streams.cli import main
 from streams.harness.drills import clock_records
 from streams.harness.producer import record_for_event, send_records
 from streams.worker.admin import ensure_topics, service_topics
@@ -159,3 +161,12 @@ def test_scripted_shoppers_get_exactly_the_expected_actions_across_a_restart(
     # every action (held ones included) is joined with whether the shopper bought
     joined = {orjson.loads(m.value)["action_id"] for m in outcomes}
     assert joined == set(by_id)
+    # `propensity uplift` reads the same outcomes into its table and report
+    report = tmp_path / "uplift"
+    topic = settings.action_outcomes_topic
+    command = ["uplift", "-b", kafka_bootstrap, "--topic", topic, "--report", str(report)]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 0, result.output
+    text = (report / "README.md").read_text()
+    for action in ("cart_reminder", "checkout_nudge"):
+        assert f"| {action} | 4 |" in text  # four treated users each, no control group here

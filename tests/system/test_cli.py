@@ -19,10 +19,12 @@ COMMANDS = [
     "replay",
     "tail",
     "monitor",
+    "uplift",
     "import",
     "train",
     "evaluate",
     "bench",
+    "bench-drift",
 ]
 
 
