@@ -117,3 +117,21 @@ def test_a_refused_security_setting_is_one_line() -> None:
         "Error: PROPENSITY_SECURITY_PROTOCOL=SASL_SSL needs PROPENSITY_SASL_USERNAME and"
         " PROPENSITY_SASL_PASSWORD"
     ]
+
+
+def test_a_wrong_policy_file_stops_the_worker_naming_each_wrong_line(
+    untrained_model: Path, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[policy]\nsalt = "x"\ncontrol_share = 1.5\n\n[actions.a]\ntrigger = "sometimes"\n'
+    )
+    result = CliRunner().invoke(
+        main,
+        ["worker", "--model", str(untrained_model), "-b", "127.0.0.1:1"],
+        env={"PROPENSITY_POLICY_PATH": str(policy)},
+    )
+    assert result.exit_code != 0
+    assert f"{policy}:3: control_share = 1.5" in result.output
+    assert f"{policy}:6: trigger = 'sometimes'" in result.output
+    assert "Traceback" not in result.output
