@@ -16,6 +16,7 @@ from model.simulate.oracle import PurchaseOracle
 from model.simulate.shopper import (
     INITIAL_INTENT,
     N_STATES,
+    PURCHASE_KINDS,
     SEGMENTS,
     Kind,
     StateJumps,
@@ -87,72 +88,138 @@ def _actions(rng: random.Random, basket: Basket, kind: Kind, intent: int) -> lis
     return [("purchase", item, quantity) for item, quantity in basket.checkout()]
 
 
-def shopper_events(world: World, index: int, newcomer: bool = False) -> Iterator[SimulatedEvent]:
-    """One shopper's events in time order, each with its oracle and ceiling probabilities
-    when enabled (the ceiling: the Bayes filter of this shopper's visible events).
+# A pending jump: (time ms, kind, next state); kind None is a nudge's response (a checkout).
+Jump = tuple[float, Kind | None, int]
+_NO_EVENTS: Final[list[SimulatedEvent]] = []
+
+
+class Shopper:
+    """One shopper's chain, stepped one jump at a time: ``sample`` draws the next jump,
+    ``fire`` applies it and returns its visible events (none for a silent jump).
 
     After a visible event the chain restarts from exactly the event's (whole-millisecond)
     time and the hidden state the oracle is given, so the oracle describes the future this
-    generator will actually sample. A checkout's purchases are a second apart; the chain
+    shopper will actually sample. A checkout's purchases are a second apart; the chain
     resumes after the last one, and the earlier ones have probability 1 (more follow).
 
     With a drift: a ``newcomer`` is of the drift's new segment and starts at the drift
     moment; after a "conversion" drift jumps follow the drifted tables; after a "prices"
     drift prices are scaled.
+
+    A response (``respond_at``, set by model.simulate.reaction) replaces the first jump
+    sampled at or after its time with a checkout of the cart; without one, the shopper's
+    random draws are exactly those of the plain chain.
     """
-    config = world.config
-    rng = random.Random(f"{config.seed}/{index}")
-    user_id = f"u{index:06d}"
-    basket = Basket(world.catalogue)
-    segment, state = _start(rng, basket)
-    if newcomer:
-        segment = len(SEGMENTS)  # build_world put the new segment's table last
-    table = world.tables[segment]
-    drift = world.drift
-    switch_at = drift.at_ms if drift is not None and world.drifted_tables else None
-    oracle = world.oracle
-    posterior = ShopperPosterior(world.ceiling, config.start_ms) if world.ceiling else None
-    end = config.end_ms
-    horizon = config.horizon_ms
-    prefix = f"sim{config.seed}-{index}-"
-    t = float(drift.at_ms if newcomer and drift is not None else config.start_ms)
-    n_events = visits = 0
-    visit = ""
-    while True:
-        if switch_at is not None and t >= switch_at:
-            table, switch_at = world.drifted_tables[segment], None
-        t, kind, state = next_jump(rng, table[state], t)
-        if t >= end:
-            return
+
+    def __init__(self, world: World, index: int, newcomer: bool = False) -> None:
+        config = world.config
+        self.world = world
+        self.index = index
+        self.rng = random.Random(f"{config.seed}/{index}")
+        self.user_id = f"u{index:06d}"
+        self.basket = Basket(world.catalogue)
+        self.segment, self.state = _start(self.rng, self.basket)
+        if newcomer:
+            self.segment = len(SEGMENTS)  # build_world put the new segment's table last
+        self.table = world.tables[self.segment]
+        drift = world.drift
+        self.switch_at = drift.at_ms if drift is not None and world.drifted_tables else None
+        self.posterior = ShopperPosterior(world.ceiling, config.start_ms) if world.ceiling else None
+        self.prefix = f"sim{config.seed}-{index}-"
+        self.t = float(drift.at_ms if newcomer and drift is not None else config.start_ms)
+        self.n_events = self.visits = 0
+        self.visit = ""
+        self.pending: Jump | None = None
+        self.respond_at: float | None = None
+        self.ended = False
+
+    def sample(self) -> Jump | None:
+        """Draw the next jump (kept as ``pending``); None once the run's end is reached."""
+        if self.switch_at is not None and self.t >= self.switch_at:
+            self.table, self.switch_at = self.world.drifted_tables[self.segment], None
+        jump: Jump = next_jump(self.rng, self.table[self.state], self.t)
+        if self.respond_at is not None and jump[0] >= self.respond_at:
+            jump = (self.respond_at, None, self.state)
+        if jump[0] >= self.world.config.end_ms:
+            self.ended, self.pending = True, None
+            return None
+        self.pending = jump
+        return jump
+
+    def fire(self) -> list[SimulatedEvent]:
+        """Apply the pending jump; its visible events (the shopper ends at the run's end)."""
+        assert self.pending is not None, "sample() before fire()"
+        t, kind, state = self.pending
+        self.pending = None
+        if kind is None:
+            return self._respond(t)
+        self.state = state
         if kind >= Kind.NEED:  # silent jumps
             if kind == Kind.NEED and _INTENT[state] == 1:
-                basket.new_need(rng)
-            continue
+                self.basket.new_need(self.rng)
+            self.t = t
+            return _NO_EVENTS
+        if kind in PURCHASE_KINDS:
+            self.respond_at = None  # bought without being reminded
         ts = int(t)
-        t = float(ts)  # the chain restarts from the event's whole millisecond
         if kind == Kind.START:
-            visits += 1
-            visit = f"{user_id}-{visits}"
-        actions = _actions(rng, basket, kind, _INTENT[state])
+            self._new_visit()
+        actions = _actions(self.rng, self.basket, kind, _INTENT[state])
+        return self._emit(ts, actions)
+
+    def _new_visit(self) -> None:
+        self.visits += 1
+        self.visit = f"{self.user_id}-{self.visits}"
+
+    def _respond(self, t: float) -> list[SimulatedEvent]:
+        """A nudge's response: the shopper comes back (a new visit when away) and checks
+        out the cart; nothing when the cart is empty by then."""
+        self.respond_at = None
+        active, _, items = unpack(self.state)
+        self.t = float(int(t))
+        if not items:
+            return _NO_EVENTS
+        if not active:
+            self._new_visit()
+        self.state = state_index(1, 0, 0)  # where a checkout leaves the chain
+        actions: list[Action] = [("purchase", i, q) for i, q in self.basket.checkout()]
+        return self._emit(int(t), actions)
+
+    def _emit(self, ts: int, actions: list[Action]) -> list[SimulatedEvent]:
+        end = self.world.config.end_ms
+        oracle = self.world.oracle
+        drift = self.world.drift
+        events: list[SimulatedEvent] = []
         for i, (event_type, item, quantity) in enumerate(actions):
             when = ts + i * CHECKOUT_STEP_MS
             if when >= end:
-                return
-            n_events += 1
+                self.ended = True
+                return events
+            self.n_events += 1
             price = item.price if drift is None else drift.price(item.price, when)
             event = ShopEvent(
-                event_type, user_id, item.item_id, when, prefix + str(n_events), visit,
-                item.category, price, quantity,
+                event_type, self.user_id, item.item_id, when, self.prefix + str(self.n_events),
+                self.visit, item.category, price, quantity,
             )  # fmt: skip
             if oracle is None:
                 p = None
             elif i < len(actions) - 1:
                 p = 1.0  # the rest of this checkout follows within seconds
             else:
-                p = oracle.probability(segment, state, when, when + horizon)
-            ceiling = None if posterior is None else posterior.observe(event)
-            yield SimulatedEvent(event, p, ceiling)
-        t = float(ts + (len(actions) - 1) * CHECKOUT_STEP_MS)
+                horizon = self.world.config.horizon_ms
+                p = oracle.probability(self.segment, self.state, when, when + horizon)
+            ceiling = None if self.posterior is None else self.posterior.observe(event)
+            events.append(SimulatedEvent(event, p, ceiling))
+        self.t = float(ts + (len(actions) - 1) * CHECKOUT_STEP_MS)
+        return events
+
+
+def shopper_events(world: World, index: int, newcomer: bool = False) -> Iterator[SimulatedEvent]:
+    """One shopper's events in time order, each with its oracle and ceiling probabilities
+    when enabled (the ceiling: the Bayes filter of this shopper's visible events)."""
+    shopper = Shopper(world, index, newcomer)
+    while not shopper.ended and shopper.sample() is not None:
+        yield from shopper.fire()
 
 
 def simulate(config: SimulationConfig, drift: Drift | None = None) -> Iterator[SimulatedEvent]:
