@@ -7,6 +7,7 @@ import contextlib
 import socket
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from rich.table import Table
 
 from model.simulate import SimulationConfig, simulate
 from model.simulate.drift import DRIFT_KINDS, Drift
+from model.simulate.reaction import Reaction, ReactiveSimulation
+from schemas.events import ShopEvent
 from schemas.units import DAY_MS
 from streams.cli.options import build_settings, kafka_options, one_line_errors, setting_option
 from streams.harness.broker import EmbeddedBroker, free_port
@@ -31,10 +34,13 @@ from streams.harness.producer import (
     with_malformed,
 )
 from streams.harness.supervisor import WorkerProcess, start_worker
-from streams.harness.worker_figures import QualityView
+from streams.harness.worker_figures import ActionsView, QualityView
 from streams.worker.admin import ensure_topics, service_topics
 from streams.worker.kafka_security import aiokafka_options
 from streams.worker.settings import Settings
+
+# The example policy of a source checkout (deploy/ is not installed with the package).
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policy.toml"
 
 
 def _port_free(port: int) -> bool:
@@ -69,7 +75,9 @@ class LiveView:
         self.dead += 1
         self.dead_reasons[reason] = self.dead_reasons.get(reason, 0) + 1
 
-    def render(self, sent: int, quality: QualityView | None = None) -> Group:
+    def render(
+        self, sent: int, quality: QualityView | None = None, actions: ActionsView | None = None
+    ) -> Group:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         ordered = sorted(self.latencies)
         p50 = ordered[len(ordered) // 2] if ordered else float("nan")
@@ -95,15 +103,27 @@ class LiveView:
                 str(body.get("cart_items", 0)),
                 body["model_version"],
             )
-        if quality is None:
-            return Group(stats, table)
-        return Group(stats, quality.render(), table)
+        parts = [stats]
+        if quality is not None:
+            parts.append(quality.render())
+        if actions is not None:
+            parts.append(actions.render())
+        return Group(*parts, table)
 
 
-async def _follow(settings: Settings, view: LiveView, stop: asyncio.Event) -> None:
+async def _follow(
+    settings: Settings,
+    view: LiveView,
+    stop: asyncio.Event,
+    shoppers: ReactiveSimulation | None = None,
+) -> None:
+    """Show the propensities and dead letters; with ``shoppers``, hand them the treatment
+    actions too (they may react: the simulator answers back)."""
+    topics = [settings.output_topic, settings.dlq_topic]
+    if shoppers is not None:
+        topics.append(settings.actions_topic)
     consumer = AIOKafkaConsumer(
-        settings.output_topic,
-        settings.dlq_topic,
+        *topics,
         bootstrap_servers=settings.bootstrap,
         auto_offset_reset="latest",
         enable_auto_commit=False,
@@ -117,6 +137,10 @@ async def _follow(settings: Settings, view: LiveView, stop: asyncio.Event) -> No
                 for m in messages:
                     if tp.topic == settings.output_topic:
                         view.on_propensity(orjson.loads(m.value), m.timestamp)
+                    elif tp.topic == settings.actions_topic:
+                        action = orjson.loads(m.value)
+                        if shoppers is not None and action["assignment"] == "treatment":
+                            shoppers.nudge(action["user_id"], action["decided_at"])
                     else:
                         view.on_dead_letter(dict(m.headers).get("dlq.reason", b"?").decode())
     finally:
@@ -132,20 +156,28 @@ async def _run(
     console: Console,
     drift: Drift | None,
     quality: QualityView | None,
+    actions: tuple[ActionsView, Reaction] | None = None,
 ) -> tuple[LiveView, int]:
     stop = asyncio.Event()
-    view = LiveView(rows=min(15 if quality is None else 8, max(console.height - 20, 5)))
+    compact = quality is not None or actions is not None
+    view = LiveView(rows=min(8 if compact else 15, max(console.height - 20, 5)))
     config = SimulationConfig(n_users=users, days=365.0, seed=int(time.time()), with_oracle=False)
-    if drift is None:
+    shoppers = None
+    events: Iterator[ShopEvent]
+    if actions is not None:  # simulated time, shoppers that react to the actions they get
+        shoppers = ReactiveSimulation(config, actions[1], drift)
+        events = (item.event for item in shoppers)
+    elif drift is None:
         events = live_events(item.event for item in simulate(config))
     else:  # simulated time: horizons close at replay speed, so outcomes come within minutes
         events = (item.event for item in simulate(config, drift))
+    action_view = None if actions is None else actions[0]
     records = with_malformed(
         (record_for_event(e, settings.input_topics) for e in events),
         bad_every,
         settings.input_topics[0],
     )
-    follower = asyncio.create_task(_follow(settings, view, stop))
+    follower = asyncio.create_task(_follow(settings, view, stop, shoppers))
     await asyncio.sleep(1.0)  # the follower is subscribed before the first event goes out
     stats = SendStats()
     sending = asyncio.create_task(
@@ -158,7 +190,9 @@ async def _run(
                 await asyncio.sleep(0.25)
                 if quality is not None:
                     quality.refresh(view.latest_event_ts)
-                live.update(view.render(stats.sent, quality))
+                if action_view is not None:
+                    action_view.refresh()
+                live.update(view.render(stats.sent, quality, action_view))
                 if sending.done():
                     break
         finally:
@@ -166,7 +200,7 @@ async def _run(
             await sending
             await asyncio.sleep(3.0)  # let the last propensities arrive
             await follower
-            live.update(view.render(stats.sent, quality))
+            live.update(view.render(stats.sent, quality, action_view))
     return view, stats.sent
 
 
@@ -190,6 +224,21 @@ async def _run(
     " live model quality (AUC, calibration) and drift (PSI) figures beside the propensities.",
 )
 @click.option(
+    "--actions",
+    "with_actions",
+    is_flag=True,
+    help="Decide marketing actions with the policy (PROPENSITY_POLICY_PATH, default"
+    " deploy/policy.toml); simulated shoppers react to treatment actions (--effect) and the"
+    " table shows decisions, suppressions and the measured uplift converging.",
+)
+@click.option(
+    "--effect",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="With --actions: the chance a nudged shopper with a cart comes back and buys.",
+)
+@click.option(
     "--drift-at",
     type=float,
     default=2.0,
@@ -203,6 +252,8 @@ def demo(
     bad_every: int,
     drift_kind: str | None,
     drift_at: float,
+    with_actions: bool,
+    effect: float,
     **overrides: Any,
 ) -> None:
     """Run everything on this machine and show live propensities.
@@ -219,6 +270,12 @@ def demo(
     """
     console = Console()
     settings = build_settings(**overrides)
+    if with_actions and not settings.policy_path:
+        if not DEFAULT_POLICY.is_file():
+            raise click.UsageError(
+                f"--actions needs PROPENSITY_POLICY_PATH ({DEFAULT_POLICY} is absent)"
+            )
+        settings = replace(settings, policy_path=str(DEFAULT_POLICY))
     if not _port_free(settings.metrics_port):
         settings = replace(settings, metrics_port=free_port())
     broker = None
@@ -255,9 +312,10 @@ def demo(
             start_ms = SimulationConfig().start_ms
             drift = Drift(drift_kind, start_ms + round(drift_at * DAY_MS))
             quality = QualityView(worker, drift)
+        actions = (ActionsView(worker, effect), Reaction(effect)) if with_actions else None
         with contextlib.suppress(KeyboardInterrupt), one_line_errors(settings):
             view, sent = asyncio.run(
-                _run(settings, users, rate, bad_every, duration, console, drift, quality)
+                _run(settings, users, rate, bad_every, duration, console, drift, quality, actions)
             )
             console.print(
                 f"[bold]done[/]: {sent:,} events sent, {view.scored:,} propensities, "

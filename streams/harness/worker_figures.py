@@ -118,3 +118,89 @@ class QualityView:
         mix = f.psi.get("event mix", math.nan)
         table.add_row("event mix", "", "", "", "", "", "", _number(mix))
         return table
+
+
+@dataclass
+class ActionFigures:
+    """What the demo shows of the worker's action and uplift metrics."""
+
+    decided: dict[tuple[str, str], float] = field(default_factory=dict)  # (action, assignment)
+    suppressed: dict[tuple[str, str], float] = field(default_factory=dict)  # (action, reason)
+    uplift: dict[tuple[str, str], float] = field(default_factory=dict)  # (name, action)
+    arms: dict[tuple[str, str, str], float] = field(default_factory=dict)  # (name, action, arm)
+
+    @property
+    def actions(self) -> list[str]:
+        return sorted({a for a, _ in self.decided} | {a for a, _ in self.suppressed})
+
+
+def read_action_figures(text: str) -> ActionFigures:
+    """Parse a worker's /metrics text into the action figures the demo shows."""
+    figures = ActionFigures()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name, labels, value = sample.name, sample.labels, sample.value
+            if name == "propensity_actions_decided_total":
+                figures.decided[(labels["action"], labels["assignment"])] = value
+            elif name == "propensity_actions_suppressed_total":
+                figures.suppressed[(labels["action"], labels["reason"])] = value
+            elif name.startswith("propensity_uplift_") and "assignment" in labels:
+                short = name.removeprefix("propensity_uplift_")
+                figures.arms[(short, labels["action"], labels["assignment"])] = value
+            elif name.startswith("propensity_uplift_") and "action" in labels:
+                figures.uplift[(name.removeprefix("propensity_uplift_"), labels["action"])] = value
+    return figures
+
+
+class ActionsView:
+    """The demo's "Actions" table: decisions, suppressions, and the uplift estimate."""
+
+    def __init__(self, worker: MetricsSource, effect: float) -> None:
+        self.worker = worker
+        self.effect = effect
+        self.figures = ActionFigures()
+
+    def refresh(self) -> None:
+        with contextlib.suppress(OSError):
+            self.figures = read_action_figures(self.worker.metrics())
+
+    def render(self) -> Table:
+        f = self.figures
+        table = Table(
+            title="Actions (control: decided, never sent) and their measured uplift; simulated"
+            f" shoppers react to a treatment with probability {self.effect:g}",
+            expand=True,
+        )
+        for column in (
+            "action",
+            "treatment",
+            "control",
+            "suppressed",
+            "treated conv.",
+            "control conv.",
+            "uplift [95 % interval]",
+        ):
+            table.add_column(column, justify="left" if column == "action" else "right")
+        for action in f.actions:
+            suppressed = ", ".join(
+                f"{reason} {count:,.0f}"
+                for (name, reason), count in sorted(f.suppressed.items())
+                if name == action and count
+            )
+            rates = [
+                f"{_number(f.arms.get(('conversion_rate', action, arm), math.nan))}"
+                f" of {f.arms.get(('users', action, arm), 0):,.0f}"
+                for arm in ("treatment", "control")
+            ]
+            low = f.uplift.get(("ci_low", action), math.nan)
+            high = f.uplift.get(("ci_high", action), math.nan)
+            uplift = f.uplift.get(("absolute", action), math.nan)
+            table.add_row(
+                action,
+                f"{f.decided.get((action, 'treatment'), 0):,.0f}",
+                f"{f.decided.get((action, 'control'), 0):,.0f}",
+                suppressed or "-",
+                *rates,
+                f"{_number(uplift)} [{_number(low)}, {_number(high)}]",
+            )
+        return table
