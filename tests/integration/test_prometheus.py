@@ -26,7 +26,8 @@ T0 = int(time.time() * 1000) - 60_000
 # Series this short run may lack: live figures need outcomes resolved and read back from the
 # outcomes topic, reference figures and PSI an artifact with reference distributions (the
 # untrained model has none) and a full drift window, skips a bad propensity or outcome record.
-# Queries of only these may come back empty; they must still be valid.
+# The actions' metrics need a policy file (this run has none) and, for the uplift, resolved
+# action outcomes. Queries of only these may come back empty; they must still be valid.
 NOT_IN_A_SHORT_RUN = {
     *(f"propensity_live_{name}" for name in QualityFigures.names()),
     "propensity_model_reference",
@@ -35,6 +36,18 @@ NOT_IN_A_SHORT_RUN = {
     "propensity_drift_window_events",
     "propensity_outcome_skipped_total",
     "propensity_live_quality_skipped_total",
+    "propensity_actions_decided_total",
+    "propensity_actions_suppressed_total",
+    "propensity_action_pending_triggers",
+    "propensity_action_state_bytes",
+    "propensity_action_webhook_requests_total",
+    "propensity_uplift_users",
+    "propensity_uplift_conversions",
+    "propensity_uplift_conversion_rate",
+    "propensity_uplift_absolute",
+    "propensity_uplift_ci_low",
+    "propensity_uplift_ci_high",
+    "propensity_uplift_incremental_purchases",
 }
 
 

@@ -500,6 +500,34 @@ MONITORING_METRICS = {
     "propensity_live_quality_cap_drops_total",
     "propensity_live_quality_compute_seconds",
 }
+# The actions' metrics (issue 12): the "Actions" row shows each of them. Uplift figures are
+# global (every worker reads the whole action-outcomes topic): maxed over workers. Decisions,
+# suppressions, pending triggers, state and webhook requests are each worker's share: summed.
+ACTIONS_SAME_ON_EVERY_WORKER = re.compile(r"propensity_uplift_\w+")
+ACTIONS_PER_WORKER_SHARE = re.compile(
+    r"propensity_actions_(?:decided|suppressed)_total|propensity_action_pending_triggers\b"
+    r"|propensity_action_state_bytes\b|propensity_action_webhook_requests_total"
+)
+ACTIONS_METRICS = {
+    "propensity_actions_decided_total",
+    "propensity_actions_suppressed_total",
+    "propensity_action_pending_triggers",
+    "propensity_action_state_bytes",
+    "propensity_action_webhook_requests_total",
+    *(
+        f"propensity_uplift_{name}"
+        for name in (
+            "users",
+            "conversions",
+            "conversion_rate",
+            "absolute",
+            "ci_low",
+            "ci_high",
+            "incremental_purchases",
+        )
+    ),
+}
+SUPPRESSION_REASONS = {"cooldown", "daily_cap", "quiet_hours", "lower_priority"}
 DURATION_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
@@ -545,10 +573,26 @@ def test_the_aggregation_check_catches_a_sum_of_global_figures(
     assert aggregations_of(SAME_ON_EVERY_WORKER) == {"panel X": {"sum"}}
 
 
+def test_uplift_figures_are_maxed_over_workers() -> None:
+    found = aggregations_of(ACTIONS_SAME_ON_EVERY_WORKER)
+    assert len(found) >= 6, found
+    assert {where: aggs for where, aggs in found.items() if aggs != {"max"}} == {}
+
+
+def test_per_worker_shares_of_the_actions_are_summed() -> None:
+    found = aggregations_of(ACTIONS_PER_WORKER_SHARE)
+    assert len(found) >= 7, found
+    assert {where: aggs for where, aggs in found.items() if aggs != {"sum"}} == {}
+
+
 def model_quality_row(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    """The panels from the "Model quality" row to the next row."""
+    return row_panels(dashboard, "Model quality")
+
+
+def row_panels(dashboard: dict[str, Any], title: str) -> list[dict[str, Any]]:
+    """The panels from the row named ``title`` to the next row."""
     panels = dashboard["panels"]
-    (start,) = [i for i, p in enumerate(panels) if p["title"] == "Model quality"]
+    (start,) = [i for i, p in enumerate(panels) if p["title"] == title]
     assert panels[start]["type"] == "row"
     end = next((i for i in range(start + 1, len(panels)) if panels[i]["type"] == "row"), None)
     return panels[start + 1 : end]
@@ -570,6 +614,37 @@ def test_model_quality_row_shows_every_monitoring_metric(
     # The live ROC-AUC panel compares with the artifact's own test ROC-AUC.
     (auc,) = [p for p in panels if p["title"] == "Live ROC-AUC vs test ROC-AUC"]
     assert any('split="test", metric="roc_auc"' in t["expr"] for t in auc["targets"])
+
+
+def test_actions_row_shows_every_actions_metric(dashboards: list[dict[str, Any]]) -> None:
+    (dashboard,) = [d for d in dashboards if d["uid"] == "propensity-worker"]
+    panels = row_panels(dashboard, "Actions")
+    shown = {
+        name
+        for panel in panels
+        for target in panel["targets"]
+        for name in promql.metric_names(target["expr"])
+    }
+    assert ACTIONS_METRICS - shown == set()
+    assert shown - ACTIONS_METRICS == set()  # the row shows actions only
+    # Decisions are split by assignment, suppressions by the contract's reasons; the uplift
+    # panel draws the interval around the estimate.
+    exprs = {panel["title"]: [t["expr"] for t in panel["targets"]] for panel in panels}
+    assert any("by (action, assignment)" in e for e in exprs["Decisions per action"])
+    assert any("by (action, reason)" in e for e in exprs["Suppressed decisions by reason"])
+    uplift = " ".join(exprs["Absolute uplift with 95% CI"])
+    assert all(f"propensity_uplift_{name}" in uplift for name in ("absolute", "ci_low", "ci_high"))
+
+
+def test_actions_alerts_watch_the_contract_labels() -> None:
+    """The rules select label values of the contract: a typo there would make them silent."""
+    rules = {rule["alert"]: rule["expr"] for rule in promql.alert_rules()}
+    webhook = rules["PropensityWebhookFailing"]
+    assert set(re.findall(r'outcome=~?"([^"]+)"', webhook)) == {"failed", "ok|failed"}
+    quiet = re.findall(r'reason="(\w+)"', rules["PropensityActionsStopped"])
+    assert set(quiet) <= SUPPRESSION_REASONS and quiet
+    uplift = set(re.findall(r'assignment="(\w+)"', rules["PropensityNegativeUplift"]))
+    assert uplift == {"treatment", "control"}
 
 
 def test_panels_do_not_overlap(dashboards: list[dict[str, Any]]) -> None:
