@@ -48,6 +48,7 @@ NOT_IN_A_SHORT_RUN = {
     "propensity_uplift_ci_low",
     "propensity_uplift_ci_high",
     "propensity_uplift_incremental_purchases",
+    "propensity_uplift_skipped_total",
 }
 
 

@@ -509,6 +509,7 @@ ACTIONS_PER_WORKER_SHARE = re.compile(
     r"|propensity_action_state_bytes\b|propensity_action_webhook_requests_total"
 )
 ACTIONS_METRICS = {
+    "propensity_uplift_skipped_total",
     "propensity_actions_decided_total",
     "propensity_actions_suppressed_total",
     "propensity_action_pending_triggers",
