@@ -153,6 +153,7 @@ def outcome_records(run: LoopRun, horizon_ms: int) -> Iterator[dict[str, Any]]:
     for d in run.decisions:
         if d.decided_at + horizon_ms > run.end_ms:
             continue  # the horizon runs past the simulated days: unknown, not negative
+        bought_at = first_purchase(run.purchases.get(d.user_id, []), d.decided_at, horizon_ms)
         yield {
             "action_id": d.action_id,
             "action": d.action,
@@ -160,16 +161,21 @@ def outcome_records(run: LoopRun, horizon_ms: int) -> Iterator[dict[str, Any]]:
             "assignment": d.assignment,
             "decided_at": d.decided_at,
             "horizon_ms": horizon_ms,
-            "converted": converted(run.purchases.get(d.user_id, []), d.decided_at, horizon_ms),
-            "resolved_at": d.decided_at + horizon_ms,  # a stand-in: the loop reads no clock
+            "converted": int(bought_at is not None),
+            # as the outcome join resolves: at the purchase, else when the horizon closes
+            "resolved_at": d.decided_at + horizon_ms if bought_at is None else bought_at,
         }
 
 
-def converted(purchase_times: list[int], decided_at: int, horizon_ms: int) -> int:
-    """The label rule: the first purchase at or after the decision, within the horizon."""
+def first_purchase(purchase_times: list[int], decided_at: int, horizon_ms: int) -> int | None:
+    """The label rule: the first purchase at or after the decision if within the horizon."""
     i = bisect.bisect_left(purchase_times, decided_at)
     first = purchase_times[i] if i < len(purchase_times) else -1
-    return int(bought_within(decided_at, first, horizon_ms))
+    return first if bought_within(decided_at, first, horizon_ms) else None
+
+
+def converted(purchase_times: list[int], decided_at: int, horizon_ms: int) -> int:
+    return int(first_purchase(purchase_times, decided_at, horizon_ms) is not None)
 
 
 def first_outcomes(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
