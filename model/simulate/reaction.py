@@ -3,12 +3,14 @@ the shopper may react, so a policy's true effect is known and its measured uplif
 checked against it.
 
 The true effect (``Reaction.effect``): a nudged shopper with a non-empty cart comes back and
-checks out within ``within_ms`` with that probability, unless the shopper purchases first;
-a shopper who buys before the response time is unaffected (would have bought anyway). A
-shopper who does not react keeps exactly the plain chain's random draws, so nudges change a
-stream only after the nudge and only for shoppers who react. The truth per shopper is
-measured by running the same seed twice, with and without the nudges (users are
-independent: each shopper's stream depends only on the nudges it received).
+checks out within ``within_ms`` with that probability, unless the shopper purchases or
+empties the cart first. A shopper who would have bought within the horizon anyway still
+converts (only sooner), so the uplift per nudged shopper is about effect x P(no purchase
+within the horizon). A shopper who does not react, or whose response is cancelled, keeps
+exactly the plain chain's random draws, so nudges change a stream only after the nudge and
+only for shoppers who react. The truth is measured by running the same seed twice with
+different nudges (streams.harness.uplift_loop): users are independent, each shopper's
+stream depends only on the nudges it received.
 
 Without nudges a ReactiveSimulation yields exactly ``simulate``'s events, in the same order.
 """
