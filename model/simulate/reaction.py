@@ -3,12 +3,14 @@ the shopper may react, so a policy's true effect is known and its measured uplif
 checked against it.
 
 The true effect (``Reaction.effect``): a nudged shopper with a non-empty cart comes back and
-checks out within ``within_ms`` with that probability, unless the shopper purchases first;
-a shopper who buys before the response time is unaffected (would have bought anyway). A
-shopper who does not react keeps exactly the plain chain's random draws, so nudges change a
-stream only after the nudge and only for shoppers who react. The truth per shopper is
-measured by running the same seed twice, with and without the nudges (users are
-independent: each shopper's stream depends only on the nudges it received).
+checks out within ``within_ms`` with that probability, unless the shopper purchases or
+empties the cart first. A shopper who would have bought within the horizon anyway still
+converts (only sooner), so the uplift per nudged shopper is about effect x P(no purchase
+within the horizon). A shopper who does not react, or whose response is cancelled, keeps
+exactly the plain chain's random draws, so nudges change a stream only after the nudge and
+only for shoppers who react. The truth is measured by running the same seed twice with
+different nudges (streams.harness.uplift_loop): users are independent, each shopper's
+stream depends only on the nudges it received.
 
 Without nudges a ReactiveSimulation yields exactly ``simulate``'s events, in the same order.
 """
@@ -45,7 +47,8 @@ class ReactiveSimulation:
     """The simulator's merged stream with a ``nudge`` for the caller between events.
 
     Iterate it like ``simulate``; while holding an event at time t, ``nudge(user_id, t)``
-    affects that shopper's events after t only. The heap holds every shopper's next jump,
+    affects that shopper's events after t only (a later nudge, after more events were
+    handed out, takes effect from the last of them). The heap holds every shopper's next jump,
     silent ones included, so a response can come before the shopper's next visible event.
     """
 
@@ -67,6 +70,7 @@ class ReactiveSimulation:
         self._heap: list[tuple[float, int, int]] = []  # (time key, shopper index, version)
         self._nudge_rngs: dict[int, random.Random] = {}
         self.nudges = self.responses_scheduled = 0
+        self._now = 0  # the last event handed out: a response cannot come before it
 
     def __iter__(self) -> Iterator[SimulatedEvent]:
         for shopper in self.shoppers:
@@ -79,7 +83,9 @@ class ReactiveSimulation:
             if not queue:
                 queue.extend(self.shoppers[index].fire())
             if queue:
-                yield queue.popleft()  # the caller may nudge here
+                item = queue.popleft()
+                self._now = item.event.ts
+                yield item  # the caller may nudge here
             self._schedule(index)
 
     def _schedule(self, index: int) -> None:
@@ -110,7 +116,9 @@ class ReactiveSimulation:
         reacts, delay = rng.random() < self.reaction.effect, rng.random() * self.reaction.within_ms
         if not reacts or not shopper.basket.cart:
             return False
-        respond_at = max(float(at_ms), shopper.t) + delay
+        # A caller that decides on a slice of events nudges after the slice: the response
+        # starts from the stream's present, never before an event already handed out.
+        respond_at = max(float(at_ms), shopper.t, float(self._now)) + delay
         if shopper.respond_at is not None and shopper.respond_at <= respond_at:
             return True
         shopper.respond_at = respond_at

@@ -107,8 +107,9 @@ class Shopper:
     drift prices are scaled.
 
     A response (``respond_at``, set by model.simulate.reaction) replaces the first jump
-    sampled at or after its time with a checkout of the cart; without one, the shopper's
-    random draws are exactly those of the plain chain.
+    sampled at or after its time with a checkout of the cart, if the cart still holds
+    anything; until then (and for good, when it does not) the shopper's random draws are
+    exactly those of the plain chain.
     """
 
     def __init__(self, world: World, index: int, newcomer: bool = False) -> None:
@@ -139,7 +140,10 @@ class Shopper:
             self.table, self.switch_at = self.world.drifted_tables[self.segment], None
         jump: Jump = next_jump(self.rng, self.table[self.state], self.t)
         if self.respond_at is not None and jump[0] >= self.respond_at:
-            jump = (self.respond_at, None, self.state)
+            if unpack(self.state)[2]:
+                jump = (self.respond_at, None, self.state)
+            else:  # the cart emptied before the response: nothing to check out
+                self.respond_at = None
         if jump[0] >= self.world.config.end_ms:
             self.ended, self.pending = True, None
             return None
@@ -173,13 +177,10 @@ class Shopper:
 
     def _respond(self, t: float) -> list[SimulatedEvent]:
         """A nudge's response: the shopper comes back (a new visit when away) and checks
-        out the cart; nothing when the cart is empty by then."""
+        out the cart (never empty here: ``sample`` drops a response to an empty cart)."""
         self.respond_at = None
-        active, _, items = unpack(self.state)
         self.t = float(int(t))
-        if not items:
-            return _NO_EVENTS
-        if not active:
+        if not unpack(self.state)[0]:
             self._new_visit()
         self.state = state_index(1, 0, 0)  # where a checkout leaves the chain
         actions: list[Action] = [("purchase", i, q) for i, q in self.basket.checkout()]
