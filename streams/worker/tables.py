@@ -83,6 +83,18 @@ class PartitionedTable:
     def __len__(self) -> int:
         return len(self.table.data)
 
+    def values_of(self, keys: Iterable[tuple[int, bytes]]) -> list[tuple[str, int, bytes]]:
+        """(user, partition, bytes) of the (partition, key) pairs still stored there."""
+        found = []
+        for partition, key in keys:
+            value = self.table.data.get(key)
+            if value is None:
+                continue
+            stored_partition, raw = unpack(value)
+            if stored_partition == partition:
+                found.append((key.decode("utf-8"), partition, raw))
+        return found
+
     def usage(self, partitions: set[int]) -> tuple[int, int]:
         """Keys and value bytes held for ``partitions`` (the actively owned ones)."""
         users = size = 0

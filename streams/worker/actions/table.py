@@ -9,7 +9,7 @@ from streams.worker.actions.rules import Policy
 from streams.worker.actions.state import ActionState
 from streams.worker.actions.state_codec import decode_action_state, encode_action_state
 from streams.worker.due_index import DueIndex
-from streams.worker.tables import PartitionedTable, unpack
+from streams.worker.tables import PartitionedTable
 
 
 class ActionStateTable(PartitionedTable):
@@ -39,15 +39,8 @@ class ActionStateTable(PartitionedTable):
     ) -> list[tuple[str, int, ActionState]]:
         """Up to ``limit`` users whose next due time the watermark of their partition reached."""
         self._due.rebuild_if_stale(generation, self._due_times)
-        found = []
-        for partition, key in self._due.pop_due(known_until, limit):
-            value = self.table.data.get(key)
-            if value is None:
-                continue
-            stored_partition, raw = unpack(value)
-            if stored_partition == partition:
-                found.append((key.decode("utf-8"), partition, decode_action_state(raw)))
-        return found
+        due = self.values_of(self._due.pop_due(known_until, limit))
+        return [(user, partition, decode_action_state(raw)) for user, partition, raw in due]
 
     def reindex(self, user: str, partition: int, state: ActionState) -> None:
         due = next_due_ms(state, self.policy)

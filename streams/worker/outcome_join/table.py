@@ -86,15 +86,8 @@ class PendingOutcomeTable(PartitionedTable):
             generation,
             lambda: ((key, p, earliest_deadline_ms(raw)) for key, p, raw in self.users()),
         )
-        found: list[tuple[str, int, PendingList]] = []
-        for partition, key in self._due.pop_due(known_until, limit):
-            value = self.table.data.get(key)
-            if value is None:
-                continue
-            stored_partition, raw = unpack(value)
-            if stored_partition == partition:
-                found.append((key.decode("utf-8"), partition, decode_pending(raw)))
-        return found
+        due = self.values_of(self._due.pop_due(known_until, limit))
+        return [(user, partition, decode_pending(raw)) for user, partition, raw in due]
 
     def reindex(self, user: str, partition: int, pending: PendingList) -> None:
         """Put an unchanged user back into the index (``due`` took it out)."""
