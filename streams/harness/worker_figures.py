@@ -141,9 +141,11 @@ def read_action_figures(text: str) -> ActionFigures:
         for sample in family.samples:
             name, labels, value = sample.name, sample.labels, sample.value
             if name == "propensity_actions_decided_total":
-                figures.decided[(labels["action"], labels["assignment"])] = value
+                key = (labels["action"], labels["assignment"])  # summed over policy hashes
+                figures.decided[key] = figures.decided.get(key, 0.0) + value
             elif name == "propensity_actions_suppressed_total":
-                figures.suppressed[(labels["action"], labels["reason"])] = value
+                key = (labels["action"], labels["reason"])
+                figures.suppressed[key] = figures.suppressed.get(key, 0.0) + value
             elif name.startswith("propensity_uplift_") and "assignment" in labels:
                 short = name.removeprefix("propensity_uplift_")
                 figures.arms[(short, labels["action"], labels["assignment"])] = value

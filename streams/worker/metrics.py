@@ -218,15 +218,16 @@ class WorkerMetrics:
         )
         self.actions_decided = Counter(
             "propensity_actions_decided",
-            "Marketing actions decided, by action and assignment (control: recorded, not sent).",
-            ["action", "assignment"],
+            "Marketing actions decided, by action and assignment (control: recorded, not sent)"
+            " and the policy file's hash.",
+            ["action", "assignment", "policy"],
             registry=r,
         )
         self.actions_suppressed = Counter(
             "propensity_actions_suppressed",
             "Actions whose trigger matched but that were not decided, by reason (cooldown,"
-            " daily_cap, quiet_hours, lower_priority).",
-            ["action", "reason"],
+            " daily_cap, quiet_hours, lower_priority), and the policy file's hash.",
+            ["action", "reason", "policy"],
             registry=r,
         )
         self.action_pending_triggers = Gauge(

@@ -9,9 +9,9 @@ from streams.worker.metrics import WorkerMetrics
 
 def test_action_figures_come_from_the_metrics_the_worker_exports() -> None:
     metrics = WorkerMetrics()
-    metrics.actions_decided.labels("reminder", "treatment").inc(9)
-    metrics.actions_decided.labels("reminder", "control").inc(1)
-    metrics.actions_suppressed.labels("reminder", "cooldown").inc(4)
+    metrics.actions_decided.labels("reminder", "treatment", "p1").inc(9)
+    metrics.actions_decided.labels("reminder", "control", "p1").inc(1)
+    metrics.actions_suppressed.labels("reminder", "cooldown", "p1").inc(4)
     metrics.set_uplift(
         [UpliftFigures("reminder", ArmFigures(8, 4, 0.5), ArmFigures(2, 0, 0.0), 0.5, 0.1, 0.8, 4)]
     )

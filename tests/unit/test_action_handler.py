@@ -115,7 +115,7 @@ def test_an_inactivity_action_is_published_and_its_uplift_outcome_follows() -> N
     assert (
         sample(
             "propensity_actions_decided_total",
-            {"action": "cart_reminder", "assignment": "treatment"},
+            {"action": "cart_reminder", "assignment": "treatment", "policy": policy.policy_hash},
         )
         == 1
     )

@@ -101,9 +101,11 @@ class ActionHandler:
         for decision in step.decisions:  # held ones are published when released
             value = encode(self._record(decision))
             self.publisher.enqueue(self.settings.actions_topic, user.encode("utf-8"), value)
-            self.metrics.actions_decided.labels(decision.action, decision.assignment).inc()
+            policy = self.policy.policy_hash
+            self.metrics.actions_decided.labels(decision.action, decision.assignment, policy).inc()
         for suppression in step.suppressions:
-            self.metrics.actions_suppressed.labels(suppression.action, suppression.reason).inc()
+            suppressed = self.metrics.actions_suppressed
+            suppressed.labels(suppression.action, suppression.reason, self.policy.policy_hash).inc()
 
     def _record(self, d: Decision) -> dict[str, object]:
         return action_record(
