@@ -8,6 +8,7 @@ from typing import Final
 from model.importers.jsonl import CEILING_KEY, ORACLE_KEY
 from model.importers.jsonl import write_jsonl as _write_rows
 from model.simulate.config import DEFAULT_START_MS, SimulatedEvent, SimulationConfig
+from model.simulate.reaction import Reaction, ReactiveSimulation
 from model.simulate.run import simulate
 
 # Long enough that a load run never reaches it; the stream is lazy, so it costs nothing.
@@ -48,6 +49,8 @@ def write_jsonl(events: Iterable[SimulatedEvent], path: Path) -> int:
 __all__ = [
     "CEILING_KEY",
     "ORACLE_KEY",
+    "Reaction",
+    "ReactiveSimulation",
     "SimulatedEvent",
     "SimulationConfig",
     "simulate",

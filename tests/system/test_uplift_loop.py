@@ -18,9 +18,9 @@ from model.serving.export import LoadedModel, load_model
 from model.training.train import train_simulated
 from streams.harness.uplift_loop import CartReminderOncePerDay, LoopPlan, LoopResult, measure
 
-SEEDS = (101, 102, 103, 104)
-MIN_COVERED = 3
-USERS = 2000
+SEEDS = (101, 102, 103)
+MIN_COVERED = 2
+USERS = 1500
 
 
 @pytest.fixture(scope="module")
