@@ -10,7 +10,6 @@ first-decided user both potential outcomes; the true uplift is their mean differ
 """
 
 import bisect
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
@@ -25,6 +24,7 @@ from model.simulate.config import SimulatedEvent
 from model.simulate.reaction import Reaction, ReactiveSimulation
 from schemas.events import ShopEvent
 from schemas.units import DAY_MS
+from streams.worker.actions.assignment import action_id, hash_fraction
 
 SLICE: Final = 128  # events scored together, as the worker's slices: decisions follow a slice
 CART_REMINDER: Final = "cart_reminder"
@@ -57,15 +57,6 @@ class CartReminderOncePerDay:
             return []
         self._last_day[p.event.user_id] = day
         return [CART_REMINDER]
-
-
-def share_hash(salt: str, key: str) -> float:
-    """The contract's uniform draw in [0, 1) for a salted key."""
-    return int(hashlib.sha256(f"{salt}|{key}".encode()).hexdigest()[:15], 16) / 16**15
-
-
-def action_id(event_id: str, action: str) -> str:
-    return hashlib.sha256(f"{event_id}|{action}".encode()).hexdigest()[:32]
 
 
 class Decision(NamedTuple):
@@ -132,7 +123,7 @@ def run_loop(
                 purchases.setdefault(event.user_id, []).append(event.ts)
             for action in decide(Propensity(event, score.purchase, score.cart_abandon)):
                 assert event.event_id is not None  # the simulator names every event
-                control = share_hash(plan.salt, event.user_id) < plan.control_share
+                control = hash_fraction(f"{plan.salt}|{event.user_id}") < plan.control_share
                 assignment = "control" if control else "treatment"
                 decisions.append(
                     Decision(
