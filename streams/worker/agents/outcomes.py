@@ -22,6 +22,7 @@ from streams.worker.agents.scoring import MAX_BUNDLES, SLICE_SIZE, input_records
 from streams.worker.app import Runtime
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.outcome_join.step import (
+    REDELIVERED,
     JoinConfig,
     JoinResult,
     Skipped,
@@ -104,7 +105,10 @@ class OutcomeHandler:
         marks = self.watermarks({r.partition for r in records})
         result = join_batch(records, table.read, marks, self.config)
         if self.actions is not None:
-            self.actions.handle(records, result.pending, table.read, self._action_changelog)
+            # A record the join recognised as applied before a restart was decided on too.
+            again = {(s.record.partition, s.record.offset) for s in result.skipped_as(REDELIVERED)}
+            fresh = [r for r in records if (r.partition, r.offset) not in again]
+            self.actions.handle(fresh, result.pending, table.read, self._action_changelog)
         self._store(result, marks)
         self.skip_log.note(result.skipped, time.monotonic())
         return result

@@ -166,6 +166,9 @@ class JoinResult:
     evicted: int = 0
     added: int = 0  # predictions that became pending
 
+    def skipped_as(self, reason: str) -> list[Skipped]:
+        return [s for s in self.skipped if s.reason == reason]
+
 
 # The table's read: a user's pending list (an empty one when none).
 PendingReader = Callable[[str], PendingList]
