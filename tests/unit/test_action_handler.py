@@ -120,3 +120,46 @@ def test_an_inactivity_action_is_published_and_its_uplift_outcome_follows() -> N
         == 1
     )
     assert {key for key, _, _ in changelog} == {b"u1", b"u2"}
+
+
+class NamedFakeTable(FakeFaustTable):
+    class _Topic:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def get_topic_name(self) -> str:
+            return self.name
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.changelog_topic = self._Topic(name)
+
+
+def test_records_redelivered_to_the_propensities_agent_decide_nothing_again() -> None:
+    """After a restart the agent gets records the join and the actions applied already: the
+    join says so by their offsets, and the actions skip them (no new record, no spurious
+    cooldown suppression)."""
+    from types import SimpleNamespace
+
+    from streams.worker.agents.outcomes import OutcomeHandler
+    from streams.worker.outcome_join.table import PendingOutcomeTable
+
+    event_policy = POLICY.replace(b'trigger = "inactivity"', b'trigger = "event"')
+    policy = parse_policy(event_policy.replace(b"inactive_minutes = 30\n", b""), "t")
+    settings = Settings()
+    metrics, sink = WorkerMetrics(), Capture()
+    actions_table = ActionStateTable(NamedFakeTable("actions-changelog"), policy)
+    runtime = SimpleNamespace(
+        pending_outcomes=PendingOutcomeTable(NamedFakeTable("pending-changelog")),
+        action_states=actions_table,
+    )
+    actions = ActionHandler(settings, metrics, sink, policy, actions_table)  # type: ignore[arg-type]
+    handler = OutcomeHandler(runtime, settings, metrics, sink, "m1", actions)  # type: ignore[arg-type]
+    records = [propensity("r1", "add_to_cart", T0, 1), propensity("r2", "add_to_cart", T0 + MIN, 1)]
+    handler.handle(records)
+    handler.handle(records)  # redelivered: the worker died before committing them
+    published = [v for t, _, v in sink.sent if t == settings.actions_topic]
+    assert len(published) == 1  # r1 decided; r2 within the cooldown
+    sample = metrics.registry.get_sample_value
+    labels = {"action": "cart_reminder", "reason": "cooldown", "policy": policy.policy_hash}
+    assert sample("propensity_actions_suppressed_total", labels) == 1  # r2 once, not twice
