@@ -11,14 +11,15 @@ earliest-decided record per user and action, whatever the arrival order.
 import math
 from typing import Any, Final, NamedTuple
 
+import orjson
+
+from model.monitoring.outcomes import MISSING_FIELD, NOT_AN_OBJECT, NOT_JSON, WRONG_TYPE
 from schemas.exceptions import PropensityError
 
 Z_95: Final = 1.959964  # the standard normal's 97.5 % quantile
 ASSIGNMENTS: Final = ("treatment", "control")
-# Reasons an action-outcome record is skipped, each a bounded metric label.
-NOT_AN_OBJECT: Final = "not_an_object"
-MISSING_FIELD: Final = "missing_field"
-WRONG_TYPE: Final = "wrong_type"
+# Reasons an action-outcome record is skipped, each a bounded metric label: the outcome
+# records' codes (NOT_JSON, NOT_AN_OBJECT, MISSING_FIELD, WRONG_TYPE), and these.
 BAD_ASSIGNMENT: Final = "bad_assignment"
 BAD_CONVERTED: Final = "bad_converted"
 DUPLICATE: Final = "duplicate"  # not malformed: a redelivered action_id, counted apart
@@ -129,6 +130,14 @@ class UpliftTable:
         # (action, user_id) -> the user's earliest-decided outcome of that action
         self._first: dict[tuple[str, str], ActionOutcome] = {}
         self.skipped: dict[str, int] = {}
+
+    def observe_value(self, value: bytes | None) -> str | None:
+        """Take one Kafka record value (JSON); the reason when it was skipped."""
+        try:
+            record = orjson.loads(value or b"")
+        except orjson.JSONDecodeError:
+            return self._skip(NOT_JSON)
+        return self.observe(record)
 
     def observe(self, record: Any) -> str | None:
         """Take one decoded record; returns the reason when it was skipped (also counted)."""

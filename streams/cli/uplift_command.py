@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 from rich.console import Console
 from rich.table import Table
 
@@ -101,20 +100,13 @@ def uplift(since: str | None, report_dir: Path | None, **overrides: Any) -> None
     settings = build_settings(**overrides)
     table = UpliftTable()
 
-    def consume(value: bytes | None) -> None:
-        try:
-            record = orjson.loads(value or b"")
-        except orjson.JSONDecodeError:
-            record = None
-        table.observe(record)
-
     with one_line_errors(settings):
         since_ms = None if since is None else parse_since(since, int(time.time() * 1000))
         read = asyncio.run(
             read_records(
                 settings,
                 settings.action_outcomes_topic,
-                consume,
+                table.observe_value,
                 since_ms=since_ms,
                 until_caught_up=True,
             )

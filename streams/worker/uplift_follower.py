@@ -7,8 +7,6 @@ same global figures. It starts ``uplift_window_hours`` back (by record time) so 
 worker refills its table.
 """
 
-import orjson
-
 from model.monitoring.uplift import UpliftTable
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.settings import Settings
@@ -30,11 +28,7 @@ class UpliftFollower(TopicFollower):
         self._changed = False
 
     def consume(self, value: bytes | None) -> str | None:
-        try:
-            record = orjson.loads(value or b"")
-        except orjson.JSONDecodeError:
-            record = None
-        reason = self.table.observe(record)
+        reason = self.table.observe_value(value)
         if reason is None:
             self._changed = True
         else:

@@ -1,6 +1,7 @@
 """The action state's bytes: round trips exactly, refuses anything else, and its size."""
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from streams.worker.actions.state_codec import (
     ActionStateFormatError,
     decode_action_state,
     encode_action_state,
+    holds_trigger,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +55,14 @@ FULL = ActionState(
 )
 def test_round_trip(state: ActionState) -> None:
     assert decode_action_state(encode_action_state(state)) == state
+
+
+def test_the_header_says_whether_a_trigger_or_a_held_decision_is_stored() -> None:
+    cases = [ActionState("u"), FULL, replace(FULL, pending=None), replace(FULL, held=())]
+    for state in cases:
+        expected = state.pending is not None or bool(state.held)
+        assert holds_trigger(encode_action_state(state)) is expected
+    assert not holds_trigger(encode_action_state(replace(FULL, pending=None, held=())))
 
 
 def test_unknown_bytes_are_refused() -> None:

@@ -155,3 +155,10 @@ def test_malformed_records_are_counted_never_raised(bad: Any, reason: str) -> No
     assert table.observe(bad) == reason
     assert table.skipped == {reason: 1}
     assert table.figures() == []
+
+
+def test_a_record_value_that_is_not_json_is_skipped_as_such() -> None:
+    table = UpliftTable()
+    assert table.observe_value(b"{not json") == "not_json"
+    assert table.observe_value(None) == "not_json"
+    assert table.skipped == {"not_json": 2} and table.figures() == []

@@ -142,6 +142,12 @@ def encode_action_state(state: ActionState) -> bytes:
     return b"".join(out.parts)
 
 
+def holds_trigger(raw: bytes) -> bool:
+    """Whether a stored state has an inactivity trigger or a held decision (header only)."""
+    header = np.frombuffer(raw, HEADER, count=1)[0]
+    return bool(header["has_pending"]) or int(header["held"]) > 0
+
+
 def decode_action_state(raw: bytes) -> ActionState:
     """The state ``encode_action_state`` stored; ActionStateFormatError for anything else."""
     try:

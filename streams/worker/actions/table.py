@@ -7,7 +7,11 @@ from typing import Any
 from streams.worker.actions.decide import next_due_ms
 from streams.worker.actions.rules import Policy
 from streams.worker.actions.state import ActionState
-from streams.worker.actions.state_codec import decode_action_state, encode_action_state
+from streams.worker.actions.state_codec import (
+    decode_action_state,
+    encode_action_state,
+    holds_trigger,
+)
 from streams.worker.due_index import DueIndex
 from streams.worker.tables import PartitionedTable
 
@@ -52,8 +56,7 @@ class ActionStateTable(PartitionedTable):
         return sum(
             1
             for _, partition, raw in self.items()
-            if partition in partitions
-            and ((s := decode_action_state(raw)).pending is not None or s.held)
+            if partition in partitions and holds_trigger(raw)
         )
 
     def _due_times(self) -> list[tuple[bytes, int, int | None]]:
